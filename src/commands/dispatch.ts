@@ -1,0 +1,52 @@
+import type { CommandContext } from './spec.js';
+import { parseArgs } from './syntax.js';
+import { COMMANDS, buildTable, type CommandEntry } from './table.js';
+import { NOAUTH } from './auth-common.js';
+
+const TABLE = buildTable(COMMANDS);
+
+/**
+ * Runs one command: lookup, arity, authentication and generic syntax checks in
+ * Redis's order, then the handler. Exactly one reply is written (now, or when
+ * the returned promise settles).
+ */
+export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<void> {
+  const name = argv[0]!;
+  const top = TABLE.get(name) ?? TABLE.get(name.toLowerCase());
+  if (top === undefined) return ctx.reply.error(unknownCommand(argv));
+  let entry: CommandEntry = top;
+  if (top.subcommands !== null && argv.length >= 2) {
+    const sub = top.subcommands.get(argv[1]!.toLowerCase());
+    if (sub === undefined) return ctx.reply.error(unknownSubcommand(argv));
+    entry = sub;
+  }
+  const spec = entry.spec;
+  if (argv.length < spec.arity.min || argv.length > spec.arity.max) {
+    return ctx.reply.error(`ERR wrong number of arguments for '${spec.name}' command`);
+  }
+  if (!ctx.client.authenticated && !top.spec.flags.includes('no_auth')) return ctx.reply.error(NOAUTH);
+  ctx.client.lastCommand = spec.name;
+  if (entry.syntax === null) return spec.handler!(ctx, argv, NO_ARGS);
+  const parsed = parseArgs(entry.syntax, argv, entry === top ? 1 : 2);
+  if (typeof parsed === 'string') return ctx.reply.error(parsed);
+  return spec.handler!(ctx, argv, parsed);
+}
+
+const NO_ARGS = Object.freeze({});
+
+/** Redis's text, user bytes included verbatim but CR/LF turned into spaces. */
+export function unknownCommand(argv: readonly string[]): string {
+  let args = '';
+  for (let i = 1; i < argv.length && args.length < 128; i++) {
+    args += `'${argv[i]!.slice(0, 128 - args.length)}' `;
+  }
+  return sanitize(`ERR unknown command '${argv[0]!.slice(0, 128)}', with args beginning with: ${args}`);
+}
+
+function unknownSubcommand(argv: readonly string[]): string {
+  return sanitize(`ERR unknown subcommand '${argv[1]!.slice(0, 128)}'. Try ${argv[0]!.toUpperCase()} HELP.`);
+}
+
+function sanitize(text: string): string {
+  return text.replace(/[\r\n]/g, ' ');
+}

@@ -1,0 +1,65 @@
+import { defineCommand, type CommandSpec } from './spec.js';
+import type { ExpireCondition } from '../lock/machine.js';
+import { invalidExpire } from './lock-args.js';
+
+const CONDITION_CONFLICT = 'ERR NX and XX, GT or LT options at the same time are not compatible';
+
+/** EXPIRE (seconds) and PEXPIRE (milliseconds). */
+export function expireCommand(name: 'expire' | 'pexpire', unitMs: 1000 | 1, since: string): CommandSpec {
+  const unit = unitMs === 1000 ? 'seconds' : 'milliseconds';
+  return defineCommand({
+    name,
+    summary: `Sets a key's time to live in ${unit}; NX, XX, GT and LT set it only under that condition. A ttl <= 0 deletes the key.`,
+    since,
+    group: 'generic',
+    complexity: 'O(1)',
+    arity: { min: 3, max: Infinity },
+    flags: ['write', 'fast'],
+    aclCategories: ['@keyspace', '@write', '@fast'],
+    keys: { first: 1, last: 1, step: 1 },
+    parse: true,
+    args: [
+      { name: 'key', type: 'key' },
+      { name: unit, type: 'integer' },
+      {
+        name: 'condition', type: 'oneof', optional: true, conflictError: CONDITION_CONFLICT, arguments: [
+          { name: 'nx', type: 'pure-token', token: 'NX' },
+          { name: 'xx', type: 'pure-token', token: 'XX' },
+          { name: 'gt', type: 'pure-token', token: 'GT' },
+          { name: 'lt', type: 'pure-token', token: 'LT' },
+        ],
+      },
+    ],
+    handler(ctx, argv, parsed) {
+      const amount = parsed[unit] as number;
+      const ttlMs = amount * unitMs;
+      if (!Number.isSafeInteger(ttlMs)) return ctx.reply.error(invalidExpire(name));
+      const condition = (parsed['condition'] ?? 'always') as ExpireCondition;
+      const service = ctx.server.service;
+      ctx.reply.integer(service.machine.expire(argv[1]!, ttlMs, condition, service.now()));
+      service.afterWrite();
+    },
+  });
+}
+
+/** TTL (seconds, rounded like Redis) and PTTL (milliseconds). */
+export function ttlCommand(name: 'ttl' | 'pttl', since: string): CommandSpec {
+  return defineCommand({
+    name,
+    summary: `Returns a key's remaining time to live in ${name === 'ttl' ? 'seconds' : 'milliseconds'}; -1 without expiry, -2 if missing.`,
+    since,
+    group: 'generic',
+    complexity: 'O(1)',
+    arity: { min: 2, max: 2 },
+    flags: ['readonly', 'fast'],
+    aclCategories: ['@keyspace', '@read', '@fast'],
+    keys: { first: 1, last: 1, step: 1 },
+    args: [{ name: 'key', type: 'key' }],
+    handler(ctx, argv) {
+      const service = ctx.server.service;
+      const ms = service.machine.pttl(argv[1]!, service.now());
+      service.afterWrite();
+      ctx.reply.integer(ms < 0 || name === 'pttl' ? ms : Math.floor((ms + 500) / 1000));
+    },
+  });
+}

@@ -1,0 +1,114 @@
+import { defineCommand, type CommandContext } from './spec.js';
+import { REDIS_COMPAT_VERSION, RAFTLOCK_VERSION } from './version.js';
+
+type Section = (ctx: CommandContext) => [string, string | number][];
+
+const sections: Record<string, Section> = {
+  server: (ctx) => [
+    ['redis_version', REDIS_COMPAT_VERSION],
+    ['raftlock_version', RAFTLOCK_VERSION],
+    ['redis_mode', 'standalone'],
+    ['os', `${process.platform} ${process.arch}`],
+    ['arch_bits', process.arch.endsWith('64') ? 64 : 32],
+    ['process_id', process.pid],
+    ['node_id', ctx.server.config.nodeId],
+    ['tcp_port', ctx.server.config.port],
+    ['uptime_in_seconds', Math.floor((ctx.server.wallClockMs() - ctx.server.startedAtWallMs) / 1000)],
+    ['uptime_in_days', Math.floor((ctx.server.wallClockMs() - ctx.server.startedAtWallMs) / 86_400_000)],
+    ['executable', process.argv[1] ?? ''],
+  ],
+  clients: (ctx) => [
+    ['connected_clients', [...ctx.server.clients()].length],
+    ['maxclients', ctx.server.config.maxclients],
+    ['blocked_clients', ctx.server.blockedClients()],
+    ['lock_waiters', ctx.server.service.waiters.size],
+  ],
+  memory: () => {
+    const usage = process.memoryUsage();
+    return [
+      ['used_memory', usage.heapUsed + usage.external],
+      ['used_memory_rss', usage.rss],
+      ['maxmemory', 0],
+      ['maxmemory_policy', 'noeviction'],
+    ];
+  },
+  persistence: () => [
+    ['loading', 0],
+    ['async_loading', 0],
+    ['rdb_bgsave_in_progress', 0],
+    ['aof_enabled', 0],
+  ],
+  stats: (ctx) => {
+    const stats = ctx.server.stats;
+    return [
+      ['total_connections_received', stats.connectionsReceived],
+      ['total_commands_processed', stats.commandsProcessed],
+      ['total_net_input_bytes', stats.netInputBytes],
+      ['total_net_output_bytes', stats.netOutputBytes],
+      ['rejected_connections', stats.rejectedConnections],
+      ['expired_keys', ctx.server.service.expirations],
+      ['total_error_replies', 0],
+      ['protocol_errors', stats.protocolErrors],
+    ];
+  },
+  replication: () => [
+    ['role', 'master'],
+    ['connected_slaves', 0],
+    ['master_repl_offset', 0],
+  ],
+  cpu: () => {
+    const usage = process.cpuUsage();
+    return [
+      ['used_cpu_sys', (usage.system / 1e6).toFixed(6)],
+      ['used_cpu_user', (usage.user / 1e6).toFixed(6)],
+    ];
+  },
+  cluster: () => [['cluster_enabled', 0]],
+  keyspace: (ctx) => {
+    const machine = ctx.server.service.machine;
+    const nowMs = ctx.server.service.now();
+    const keys = machine.dbsize(nowMs);
+    if (keys === 0) return [];
+    let expires = 0;
+    for (const [, holder] of machine.persistent.entries(nowMs)) if (holder.expiresAtMs !== Infinity) expires += 1;
+    return [['db0', `keys=${keys},expires=${expires},avg_ttl=0`]];
+  },
+  locks: (ctx) => {
+    const machine = ctx.server.service.machine;
+    const nowMs = ctx.server.service.now();
+    return [
+      ['persistent_locks', machine.dbsize(nowMs)],
+      ['ephemeral_locks', [...machine.ephemeral.entries(nowMs)].length],
+      ['lock_waiters', ctx.server.service.waiters.size],
+      ['remembered_tokens', machine.persistent.tombstoneCount + machine.ephemeral.tombstoneCount],
+    ];
+  },
+};
+
+const TITLES: Record<string, string> = {
+  server: 'Server', clients: 'Clients', memory: 'Memory', persistence: 'Persistence', stats: 'Stats',
+  replication: 'Replication', cpu: 'CPU', cluster: 'Cluster', keyspace: 'Keyspace', locks: 'Locks',
+};
+const DEFAULT_SECTIONS = Object.keys(sections);
+
+export default defineCommand({
+  name: 'info',
+  summary: 'Returns server information and statistics in Redis INFO format.',
+  since: '1.0.0',
+  group: 'server',
+  complexity: 'O(1)',
+  arity: { min: 1, max: Infinity },
+  flags: ['loading', 'stale'],
+  aclCategories: ['@slow', '@dangerous'],
+  args: [{ name: 'section', type: 'string', optional: true, multiple: true }],
+  handler(ctx, argv) {
+    const asked = argv.slice(1).map((s) => s.toLowerCase());
+    const all = asked.length === 0 || asked.some((s) => s === 'all' || s === 'everything' || s === 'default');
+    const names = all ? DEFAULT_SECTIONS : DEFAULT_SECTIONS.filter((s) => asked.includes(s));
+    const blocks = names.map((name) => {
+      const lines = sections[name]!(ctx).map(([k, v]) => `${k}:${v}`);
+      return [`# ${TITLES[name]}`, ...lines].join('\r\n') + '\r\n';
+    });
+    ctx.reply.verbatim('txt', blocks.join('\r\n'));
+  },
+});

@@ -1,0 +1,22 @@
+import { defineCommand, type CommandSpec } from './spec.js';
+
+/** DEL and UNLINK: both release the keys at once (there is no lazy freeing to defer). */
+export function deleteCommand(name: 'del' | 'unlink', summary: string, since: string): CommandSpec {
+  return defineCommand({
+    name,
+    summary,
+    since,
+    group: 'generic',
+    complexity: 'O(N) where N is the number of keys',
+    arity: { min: 2, max: Infinity },
+    flags: ['write'],
+    aclCategories: ['@keyspace', '@write', name === 'del' ? '@slow' : '@fast'],
+    keys: { first: 1, last: -1, step: 1 },
+    args: [{ name: 'key', type: 'key', multiple: true }],
+    handler(ctx, argv) {
+      const service = ctx.server.service;
+      ctx.reply.integer(service.machine.del(argv.slice(1), service.now()));
+      service.afterWrite();
+    },
+  });
+}

@@ -1,0 +1,65 @@
+import { defineCommand, type CommandContext } from './spec.js';
+import { DURABILITY_ARG, checkTtl, durabilityOf, replyToken, ttlArg, TTL_MS_MAX } from './lock-args.js';
+
+export default defineCommand({
+  name: 'klock',
+  summary: 'Acquires a lock with a lease; replies with its fencing token, or nil if another owner holds it. WAIT blocks in a FIFO queue.',
+  since: '0.1.0',
+  group: 'lock',
+  complexity: 'O(1)',
+  arity: { min: 4, max: Infinity },
+  flags: ['write', 'denyoom', 'fast', 'blocking'],
+  aclCategories: ['@write', '@fast', '@blocking'],
+  keys: { first: 1, last: 1, step: 1 },
+  parse: true,
+  args: [
+    { name: 'resource', type: 'key' },
+    { name: 'owner', type: 'string' },
+    ttlArg('klock'),
+    DURABILITY_ARG,
+    { name: 'timeout_ms', type: 'integer', token: 'WAIT', optional: true, invalidError: 'ERR timeout is not an integer or out of range' },
+  ],
+  handler(ctx, argv, parsed) {
+    const ttlMs = parsed['ttl_ms'] as number;
+    if (!checkTtl(ctx, 'klock', ttlMs)) return;
+    const durability = durabilityOf(parsed);
+    const timeoutMs = parsed['timeout_ms'] as number | undefined;
+    const service = ctx.server.service;
+    if (timeoutMs === undefined) {
+      replyToken(ctx, service.lock(durability, argv[1]!, argv[2]!, ttlMs));
+      service.afterWrite();
+      return;
+    }
+    if (timeoutMs < 0) return ctx.reply.error('ERR timeout is negative');
+    if (timeoutMs > TTL_MS_MAX) return ctx.reply.error('ERR timeout is out of range');
+    return wait(ctx, { durability, resource: argv[1]!, owner: argv[2]!, ttlMs, timeoutMs });
+  },
+});
+
+function wait(ctx: CommandContext, request: Parameters<CommandContext['server']['service']['lockOrWait']>[0]): void | Promise<void> {
+  const service = ctx.server.service;
+  let resolveWait: () => void = () => undefined;
+  const outcome = service.lockOrWait(request, (token) => {
+    ctx.client.onClose.delete(leave);
+    replyToken(ctx, token);
+    resolveWait();
+  });
+  function leave(): void {
+    if (outcome.kind === 'queued') service.cancel(outcome.waiter);
+  }
+  if (outcome.kind === 'done') {
+    replyToken(ctx, outcome.token);
+    service.afterWrite();
+    return;
+  }
+  if (outcome.kind === 'full') {
+    const error = outcome.reason === 'resource-full'
+      ? `ERR max number of waiters per lock reached (${service.waiters.limits.perResourceMax})`
+      : `ERR max number of waiters reached (${service.waiters.limits.totalMax})`;
+    return ctx.reply.error(error);
+  }
+  ctx.client.onClose.add(leave);
+  return new Promise<void>((resolve) => {
+    resolveWait = resolve;
+  });
+}

@@ -1,0 +1,70 @@
+import { defineCommand, type CommandContext, type ParsedArgs } from './spec.js';
+import type { SetExpiry } from '../lock/machine.js';
+import { invalidExpire } from './lock-args.js';
+
+const MS_MAX = Number.MAX_SAFE_INTEGER;
+
+export default defineCommand({
+  name: 'set',
+  summary: 'Sets a key (a PERSISTENT lock owned by the value). SET key owner NX PX ttl acquires the lock with a new fencing token.',
+  since: '1.0.0',
+  group: 'string',
+  complexity: 'O(1)',
+  arity: { min: 3, max: Infinity },
+  flags: ['write', 'denyoom'],
+  aclCategories: ['@write', '@string', '@slow'],
+  keys: { first: 1, last: 1, step: 1 },
+  parse: true,
+  args: [
+    { name: 'key', type: 'key' },
+    { name: 'value', type: 'string' },
+    {
+      name: 'condition', type: 'oneof', optional: true, arguments: [
+        { name: 'nx', type: 'pure-token', token: 'NX' },
+        { name: 'xx', type: 'pure-token', token: 'XX' },
+      ],
+    },
+    { name: 'get', type: 'pure-token', token: 'GET', optional: true },
+    {
+      name: 'expiration', type: 'oneof', optional: true, arguments: [
+        { name: 'seconds', type: 'integer', token: 'EX' },
+        { name: 'milliseconds', type: 'integer', token: 'PX' },
+        { name: 'unix-time-seconds', type: 'unix-time', token: 'EXAT' },
+        { name: 'unix-time-milliseconds', type: 'unix-time', token: 'PXAT' },
+        { name: 'keepttl', type: 'pure-token', token: 'KEEPTTL' },
+      ],
+    },
+  ],
+  handler(ctx, argv, parsed) {
+    const expiry = expiryOf(ctx, parsed);
+    if (expiry === undefined) return;
+    const service = ctx.server.service;
+    const mode = parsed['condition'] === 'nx' ? 'nx' : parsed['condition'] === 'xx' ? 'xx' : 'always';
+    const nowMs = service.now();
+    const key = argv[1]!;
+    const alreadyExpired = expiry.kind === 'ttl' && expiry.ttlMs <= 0;
+    const result = service.machine.set(key, argv[2]!, { mode, expiry: alreadyExpired ? { kind: 'none' } : expiry }, nowMs);
+    // EXAT/PXAT in the past: Redis writes the key and deletes it at once.
+    if (result.written && alreadyExpired) service.machine.del([key], nowMs);
+    service.afterWrite();
+    if (parsed['get'] === true) return ctx.reply.bulkOrNull(result.previous);
+    if (result.written) ctx.reply.simple('OK');
+    else ctx.reply.nullBulk();
+  },
+});
+
+/** The expiry SET asked for, or undefined after writing Redis's error. */
+function expiryOf(ctx: CommandContext, parsed: ParsedArgs): SetExpiry | undefined {
+  const which = parsed['expiration'];
+  if (which === undefined) return { kind: 'none' };
+  if (which === 'keepttl') return { kind: 'keep' };
+  const amount = parsed[which as string] as number;
+  const scale = which === 'seconds' || which === 'unix-time-seconds' ? 1000 : 1;
+  if (amount <= 0 || amount * scale > MS_MAX) {
+    ctx.reply.error(invalidExpire('set'));
+    return undefined;
+  }
+  const ms = amount * scale;
+  if (which === 'seconds' || which === 'milliseconds') return { kind: 'ttl', ttlMs: ms };
+  return { kind: 'ttl', ttlMs: ms - ctx.server.wallClockMs() };
+}

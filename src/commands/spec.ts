@@ -1,0 +1,138 @@
+import type { ReplyWriter } from '../../resp/encoder.js';
+import type { LockService } from '../lock/service.js';
+
+/** Command flags, as COMMAND INFO reports them. */
+export type CommandFlag =
+  | 'write' | 'readonly' | 'denyoom' | 'admin' | 'pubsub' | 'noscript' | 'blocking' | 'loading'
+  | 'stale' | 'skip_monitor' | 'fast' | 'no_auth' | 'allow_busy' | 'no_mandatory_keys';
+
+export type CommandGroup = 'lock' | 'string' | 'generic' | 'connection' | 'server';
+
+/**
+ * One argument in Redis's COMMAND DOCS shape. The same description drives the
+ * generic syntax check, COMMAND DOCS and docs/commands.md.
+ */
+export interface ArgSpec {
+  readonly name: string;
+  readonly type: 'key' | 'string' | 'integer' | 'double' | 'pattern' | 'unix-time' | 'pure-token' | 'oneof' | 'block';
+  readonly token?: string;
+  readonly optional?: boolean;
+  readonly multiple?: boolean;
+  readonly arguments?: readonly ArgSpec[];
+  readonly displayText?: string;
+  /** For integer arguments: the error when the value is not an integer (default: Redis's). */
+  readonly invalidError?: string;
+  /** For a oneof: the error when two of its members are given (default: syntax error). */
+  readonly conflictError?: string;
+}
+
+/** Values the generic syntax check extracted, by argument name. */
+export type ParsedArgs = Record<string, string | number | boolean | string[]>;
+
+export interface ClientState {
+  readonly id: number;
+  name: string;
+  libName: string;
+  libVer: string;
+  proto: 2 | 3;
+  authenticated: boolean;
+  db: number;
+  readonly addr: string;
+  readonly laddr: string;
+  readonly createdAtMs: number;
+  lastCommand: string;
+  /** Set by QUIT: close the connection once the pending replies are written. */
+  closeAfterReply: boolean;
+  /** Whether the client waits in KLOCK ... WAIT. */
+  blocked: boolean;
+  /** Monotonic ms of the last command, for CLIENT LIST idle=. */
+  lastActiveMs: number;
+  /** Bytes read but not yet executed, and bytes written but not yet sent. */
+  bufferSizes(): { query: number; output: number };
+  /** Cleanups to run when the connection closes (e.g. leave a wait queue). */
+  readonly onClose: Set<() => void>;
+}
+
+export interface ServerInfo {
+  readonly service: LockService;
+  readonly config: ServerSettings;
+  readonly stats: ServerStats;
+  readonly startedAtWallMs: number;
+  readonly version: string;
+  clients(): Iterable<ClientState>;
+  /** Every top-level command, for COMMAND. */
+  commands(): readonly CommandSpec[];
+  blockedClients(): number;
+  /** Wall-clock ms since the epoch (only for EXAT/PXAT, TIME and INFO). */
+  wallClockMs(): number;
+}
+
+export interface ServerSettings {
+  readonly port: number;
+  readonly bind: string;
+  readonly requirepass: string | undefined;
+  readonly maxclients: number;
+  readonly timeoutSeconds: number;
+  readonly maxBulkBytes: number;
+  readonly maxArgs: number;
+  readonly queryBufferBytesMax: number;
+  readonly outputBufferBytesMax: number;
+  readonly dataDir: string;
+  readonly nodeId: string;
+}
+
+export interface ServerStats {
+  connectionsReceived: number;
+  commandsProcessed: number;
+  rejectedConnections: number;
+  protocolErrors: number;
+  netInputBytes: number;
+  netOutputBytes: number;
+}
+
+export interface CommandContext {
+  readonly reply: ReplyWriter;
+  readonly client: ClientState;
+  readonly server: ServerInfo;
+}
+
+/** A handler writes exactly one reply; a blocking one returns a promise that settles after writing it. */
+export type Handler = (ctx: CommandContext, argv: string[], parsed: ParsedArgs) => void | Promise<void>;
+
+export interface CommandSpec {
+  /** Lower-case name; subcommands are named 'container|sub' like Redis. */
+  readonly name: string;
+  readonly summary: string;
+  /** Version of raftlock (or of Redis, for Redis commands) that introduced it. */
+  readonly since: string;
+  readonly group: CommandGroup;
+  readonly complexity?: string;
+  /** Argument counts including the command name (and the subcommand name). */
+  readonly arity: { readonly min: number; readonly max: number };
+  readonly flags: readonly CommandFlag[];
+  readonly aclCategories: readonly string[];
+  /** Legacy key positions: first, last (negative counts from the end), step; null when no keys. */
+  readonly keys: { readonly first: number; readonly last: number; readonly step: number } | null;
+  /** Arguments after the name; when `parse` is true they are checked generically before the handler. */
+  readonly args: readonly ArgSpec[];
+  readonly parse: boolean;
+  readonly handler?: Handler;
+  readonly subcommands?: readonly CommandSpec[];
+}
+
+/** Redis's signed arity: exact count when fixed, minus the minimum when variadic. */
+export function redisArity(spec: CommandSpec): number {
+  return spec.arity.min === spec.arity.max ? spec.arity.min : -spec.arity.min;
+}
+
+/** Declares a command; fills defaults so modules state only what differs. */
+export function defineCommand(spec: Partial<CommandSpec> & Pick<CommandSpec, 'name' | 'summary' | 'since' | 'group' | 'arity'>): CommandSpec {
+  return {
+    flags: [],
+    aclCategories: [],
+    keys: null,
+    args: [],
+    parse: false,
+    ...spec,
+  };
+}

@@ -1,0 +1,3 @@
+import { ttlCommand } from './expire-common.js';
+
+export default ttlCommand('ttl', '1.0.0');

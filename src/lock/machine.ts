@@ -1,0 +1,179 @@
+import { LockTable, NO_EXPIRY, type Holder, type LockTableLimits, DEFAULT_TABLE_LIMITS } from './table.js';
+
+export type Durability = 'persistent' | 'ephemeral';
+
+/** Condition flags of EXPIRE/PEXPIRE. */
+export type ExpireCondition = 'always' | 'nx' | 'xx' | 'gt' | 'lt';
+
+/**
+ * How SET treats the expiry: 'none' removes it, 'keep' keeps it (KEEPTTL),
+ * 'ttl' sets it to now + ttlMs.
+ */
+export type SetExpiry = { kind: 'none' } | { kind: 'keep' } | { kind: 'ttl'; ttlMs: number };
+
+export interface LockInfo {
+  owner: string;
+  token: bigint;
+  /** Remaining lease in ms, -1 when the lock never expires. */
+  remainingMs: number;
+}
+
+export interface SetResult {
+  /** Whether the value was written (false when NX/XX prevented it). */
+  written: boolean;
+  /** The previous owner (value) when it existed; for SET ... GET. */
+  previous: string | undefined;
+}
+
+/**
+ * The lock state machine: two namespaces of locks and the Redis string
+ * keyspace, which is the PERSISTENT namespace (a key's value is its owner).
+ *
+ * Every method is deterministic in its arguments and the current state; time
+ * arrives as log time (nowMs), so the same sequence of calls on two replicas
+ * gives the same replies and the same state. Writes are the methods a
+ * replicated log will carry; reads never change visible state (they may
+ * reclaim expired entries, which no reader can observe).
+ */
+export class LockStateMachine {
+  readonly persistent: LockTable;
+  readonly ephemeral: LockTable;
+
+  constructor(limits: LockTableLimits = DEFAULT_TABLE_LIMITS) {
+    this.persistent = new LockTable(limits);
+    this.ephemeral = new LockTable(limits);
+  }
+
+  table(durability: Durability): LockTable {
+    return durability === 'persistent' ? this.persistent : this.ephemeral;
+  }
+
+  /**
+   * KLOCK: the fencing token if owner holds the lock afterwards, null if
+   * another owner holds it. The same owner re-acquiring gets the same token and
+   * its expiry is left unchanged.
+   */
+  lock(durability: Durability, resource: string, owner: string, ttlMs: number, nowMs: number): bigint | null {
+    const table = this.table(durability);
+    const holder = table.lookup(resource, nowMs);
+    if (holder !== undefined) return holder.owner === owner ? holder.token : null;
+    return table.grant(resource, owner, nowMs + ttlMs).token;
+  }
+
+  /** KUNLOCK: true if owner held the lock and released it. */
+  unlock(durability: Durability, resource: string, owner: string, nowMs: number): boolean {
+    const table = this.table(durability);
+    const holder = table.lookup(resource, nowMs);
+    if (holder === undefined || holder.owner !== owner) return false;
+    table.release(resource, holder);
+    return true;
+  }
+
+  /** KEXTEND: the token if owner holds the lock (new expiry now + ttl), else null. */
+  extend(durability: Durability, resource: string, owner: string, ttlMs: number, nowMs: number): bigint | null {
+    const table = this.table(durability);
+    const holder = table.lookup(resource, nowMs);
+    if (holder === undefined || holder.owner !== owner) return null;
+    table.setExpiry(resource, holder, nowMs + ttlMs);
+    return holder.token;
+  }
+
+  /** KGETLOCK. */
+  info(durability: Durability, resource: string, nowMs: number): LockInfo | null {
+    const holder = this.table(durability).lookup(resource, nowMs);
+    if (holder === undefined) return null;
+    return { owner: holder.owner, token: holder.token, remainingMs: remaining(holder, nowMs) };
+  }
+
+  /** SET key value [NX|XX] [expiry]. */
+  set(key: string, value: string, options: { mode: 'always' | 'nx' | 'xx'; expiry: SetExpiry }, nowMs: number): SetResult {
+    const holder = this.persistent.lookup(key, nowMs);
+    const previous = holder?.owner;
+    if ((options.mode === 'nx' && holder !== undefined) || (options.mode === 'xx' && holder === undefined)) {
+      return { written: false, previous };
+    }
+    const expiry = options.expiry;
+    let expiresAtMs = NO_EXPIRY;
+    if (expiry.kind === 'ttl') expiresAtMs = nowMs + expiry.ttlMs;
+    else if (expiry.kind === 'keep' && holder !== undefined) expiresAtMs = holder.expiresAtMs;
+    this.persistent.replace(key, value, expiresAtMs, nowMs);
+    return { written: true, previous };
+  }
+
+  /** GET: the owner of a PERSISTENT lock, or undefined. */
+  get(key: string, nowMs: number): string | undefined {
+    return this.persistent.lookup(key, nowMs)?.owner;
+  }
+
+  /** DEL / UNLINK: how many of the keys existed (each is released). */
+  del(keys: readonly string[], nowMs: number): number {
+    let count = 0;
+    for (const key of keys) {
+      const holder = this.persistent.lookup(key, nowMs);
+      if (holder === undefined) continue;
+      this.persistent.release(key, holder);
+      count += 1;
+    }
+    return count;
+  }
+
+  /** EXISTS: counts every occurrence, like Redis (EXISTS k k → 2). */
+  exists(keys: readonly string[], nowMs: number): number {
+    let count = 0;
+    for (const key of keys) if (this.persistent.lookup(key, nowMs) !== undefined) count += 1;
+    return count;
+  }
+
+  /**
+   * PEXPIRE key ttl [cond]: 1 if the timeout was set, 0 if the key is missing
+   * or the condition failed. A ttl <= 0 deletes the key (Redis semantics).
+   * A key without expiry counts as an infinite ttl for GT and LT.
+   */
+  expire(key: string, ttlMs: number, condition: ExpireCondition, nowMs: number): 0 | 1 {
+    const holder = this.persistent.lookup(key, nowMs);
+    if (holder === undefined) return 0;
+    const current = holder.expiresAtMs;
+    const next = nowMs + ttlMs;
+    if (condition === 'nx' && current !== NO_EXPIRY) return 0;
+    if (condition === 'xx' && current === NO_EXPIRY) return 0;
+    if (condition === 'gt' && !(next > current)) return 0;
+    if (condition === 'lt' && !(next < current)) return 0;
+    if (ttlMs <= 0) {
+      this.persistent.release(key, holder);
+      return 1;
+    }
+    this.persistent.setExpiry(key, holder, next);
+    return 1;
+  }
+
+  /** PERSIST: 1 if an expiry was removed. */
+  persist(key: string, nowMs: number): 0 | 1 {
+    const holder = this.persistent.lookup(key, nowMs);
+    if (holder === undefined || holder.expiresAtMs === NO_EXPIRY) return 0;
+    this.persistent.setExpiry(key, holder, NO_EXPIRY);
+    return 1;
+  }
+
+  /** PTTL: -2 missing, -1 no expiry, else remaining ms. */
+  pttl(key: string, nowMs: number): number {
+    const holder = this.persistent.lookup(key, nowMs);
+    if (holder === undefined) return -2;
+    return remaining(holder, nowMs);
+  }
+
+  /** DBSIZE: live PERSISTENT keys. */
+  dbsize(nowMs: number): number {
+    this.persistent.expireDue(nowMs, Infinity);
+    return this.persistent.sizeIncludingExpired;
+  }
+
+  /** Bounded active expiry over both namespaces; returns locks released. */
+  expireDue(nowMs: number, budget: number): number {
+    const fromPersistent = this.persistent.expireDue(nowMs, budget);
+    return fromPersistent + this.ephemeral.expireDue(nowMs, budget);
+  }
+}
+
+function remaining(holder: Holder, nowMs: number): number {
+  return holder.expiresAtMs === NO_EXPIRY ? -1 : holder.expiresAtMs - nowMs;
+}

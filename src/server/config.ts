@@ -1,0 +1,102 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { ServerSettings } from '../commands/spec.js';
+import type { LogLevel } from './log.js';
+import { RAFTLOCK_VERSION } from '../commands/version.js';
+
+export interface ServerConfig extends ServerSettings {
+  readonly logLevel: LogLevel | 'silent';
+  readonly waitersPerLockMax: number;
+  readonly waitersMax: number;
+  readonly tombstonesMax: number;
+}
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  port: 6379,
+  bind: '127.0.0.1',
+  dataDir: './data',
+  nodeId: 'n1',
+  requirepass: undefined,
+  maxclients: 10_000,
+  timeoutSeconds: 0,
+  maxBulkBytes: 512 * 1024 * 1024,
+  maxArgs: 1024 * 1024,
+  queryBufferBytesMax: 1024 * 1024 * 1024,
+  outputBufferBytesMax: 64 * 1024 * 1024,
+  logLevel: 'info',
+  waitersPerLockMax: 1024,
+  waitersMax: 65_536,
+  tombstonesMax: 1_000_000,
+};
+
+function integer(min: number, max: number) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1024, m: 1e6, mb: 1024 ** 2, g: 1e9, gb: 1024 ** 3 };
+
+/** Sizes like Redis's config: 512mb, 64kb, 1gb, or plain bytes. */
+export function parseBytes(text: string): number {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  const scale = match === null ? undefined : UNITS[match[2]!.toLowerCase()];
+  if (match === null || scale === undefined) throw new InvalidArgumentError(`expected a size such as 1048576, 64kb or 512mb`);
+  const n = Number(match[1]) * scale;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('size out of range');
+  return n;
+}
+
+function option(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(`RAFTLOCK_${env}`);
+}
+
+/**
+ * Parses argv (without node and script) and RAFTLOCK_* environment variables.
+ * Throws commander's CommanderError on --help, --version and bad input.
+ */
+export function parseConfig(argv: readonly string[]): ServerConfig {
+  const d = DEFAULT_CONFIG;
+  const program = new Command('raftlock-server')
+    .description('raftlock: fenced distributed locks over the Redis protocol.\nEvery flag can also be set as RAFTLOCK_<FLAG> (e.g. RAFTLOCK_PORT=6380).')
+    .version(RAFTLOCK_VERSION, '-v, --version')
+    .addOption(option('--port <port>', 'RESP port', 'PORT').argParser(integer(0, 65535)).default(d.port))
+    .addOption(option('--bind <address>', 'listen address', 'BIND').default(d.bind))
+    .addOption(option('--data-dir <dir>', 'data directory (node identity; WAL and snapshots later)', 'DATA_DIR').default(d.dataDir))
+    .addOption(option('--node-id <id>', 'stable node name', 'NODE_ID').default(d.nodeId))
+    .addOption(option('--requirepass <password>', 'require AUTH with this password (user "default")', 'REQUIREPASS'))
+    .addOption(option('--maxclients <n>', 'maximum simultaneous clients', 'MAXCLIENTS').argParser(integer(1, 1_000_000)).default(d.maxclients))
+    .addOption(option('--timeout <seconds>', 'close clients idle this long (0: never)', 'TIMEOUT').argParser(integer(0, 2 ** 31 - 1)).default(d.timeoutSeconds))
+    .addOption(option('--proto-max-bulk-len <size>', 'largest bulk string a client may send', 'PROTO_MAX_BULK_LEN').argParser(parseBytes).default(d.maxBulkBytes, '512mb'))
+    .addOption(option('--max-multibulk-len <n>', 'most arguments in one command', 'MAX_MULTIBULK_LEN').argParser(integer(1, 2 ** 31 - 1)).default(d.maxArgs))
+    .addOption(option('--client-query-buffer-limit <size>', 'unprocessed input per client before it is closed', 'CLIENT_QUERY_BUFFER_LIMIT').argParser(parseBytes).default(d.queryBufferBytesMax, '1gb'))
+    .addOption(option('--client-output-buffer-limit <size>', 'unsent output per client before it is closed', 'CLIENT_OUTPUT_BUFFER_LIMIT').argParser(parseBytes).default(d.outputBufferBytesMax, '64mb'))
+    .addOption(option('--max-waiters-per-lock <n>', 'KLOCK ... WAIT callers queued on one lock', 'MAX_WAITERS_PER_LOCK').argParser(integer(0, 1_000_000)).default(d.waitersPerLockMax))
+    .addOption(option('--max-waiters <n>', 'KLOCK ... WAIT callers queued in total', 'MAX_WAITERS').argParser(integer(0, 10_000_000)).default(d.waitersMax))
+    .addOption(option('--max-remembered-tokens <n>', 'released locks whose fencing token is remembered individually', 'MAX_REMEMBERED_TOKENS').argParser(integer(0, 100_000_000)).default(d.tombstonesMax))
+    .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  program.parse([...argv], { from: 'user' });
+  const o = program.opts();
+  return {
+    port: o['port'],
+    bind: o['bind'],
+    dataDir: o['dataDir'],
+    nodeId: o['nodeId'],
+    requirepass: o['requirepass'],
+    maxclients: o['maxclients'],
+    timeoutSeconds: o['timeout'],
+    maxBulkBytes: o['protoMaxBulkLen'],
+    maxArgs: o['maxMultibulkLen'],
+    queryBufferBytesMax: o['clientQueryBufferLimit'],
+    outputBufferBytesMax: o['clientOutputBufferLimit'],
+    waitersPerLockMax: o['maxWaitersPerLock'],
+    waitersMax: o['maxWaiters'],
+    tombstonesMax: o['maxRememberedTokens'],
+    logLevel: o['logLevel'],
+  };
+}

@@ -1,0 +1,41 @@
+import { mkdirSync, readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+
+const IDENTITY_FILE = 'node.json';
+
+export interface NodeIdentity {
+  nodeId: string;
+  createdAt: string;
+}
+
+/**
+ * Creates the data directory and records the node's identity in it. A data
+ * directory belongs to one node for life: starting it under another node id
+ * is refused, since its future WAL and snapshots would be another node's.
+ */
+export function openDataDir(dataDir: string, nodeId: string): NodeIdentity {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, IDENTITY_FILE);
+  let existing: NodeIdentity | undefined;
+  try {
+    existing = JSON.parse(readFileSync(path, 'utf8')) as NodeIdentity;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new Error(`cannot read ${path}: ${(error as Error).message}`);
+    }
+  }
+  if (existing !== undefined) {
+    if (existing.nodeId !== nodeId) {
+      throw new Error(`data directory ${dataDir} belongs to node '${existing.nodeId}', not '${nodeId}' (use --node-id ${existing.nodeId} or another --data-dir)`);
+    }
+    return existing;
+  }
+  const identity: NodeIdentity = { nodeId, createdAt: new Date().toISOString() };
+  const temp = `${path}.tmp`;
+  writeFileSync(temp, JSON.stringify(identity) + '\n');
+  const fd = openSync(temp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(temp, path);
+  return identity;
+}

@@ -1,0 +1,41 @@
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { startServer } from '../helpers/server.js';
+
+for (const protocol of [3, 2] as const) {
+  t.test(`ioredis 6 with protocol ${protocol}: ready check, locks and the string subset`, async (t) => {
+    const s = await startServer();
+    t.teardown(s.close);
+    const redis = new Redis({ port: s.port, host: '127.0.0.1', protocol, lazyConnect: true, maxRetriesPerRequest: 0 });
+    t.teardown(() => redis.disconnect());
+    await redis.connect();
+    t.equal(redis.status, 'ready', 'passes the ready check');
+    const clients = await redis.client('LIST');
+    t.match(clients, new RegExp(`resp=${protocol} lib-name=ioredis`), `connection runs RESP${protocol} and identified itself`);
+    t.equal(await redis.call('KLOCK', 'res', 'alice', '30000'), 0);
+    t.equal(await redis.call('KLOCK', 'res', 'bob', '30000'), null);
+    t.equal(await redis.call('KEXTEND', 'res', 'alice', '60000'), 0);
+    const info = (await redis.call('KGETLOCK', 'res')) as [string, number, number];
+    t.equal(info[0], 'alice');
+    t.equal(info[1], 0);
+    t.ok(info[2] > 59000);
+    t.equal(await redis.call('KUNLOCK', 'res', 'alice'), 1);
+    t.equal(await redis.call('KLOCK', 'res', 'bob', '30000', 'EPHEMERAL'), 0);
+    t.equal(await redis.set('lock:a', 'me', 'PX', 30000, 'NX'), 'OK');
+    t.equal(await redis.set('lock:a', 'you', 'PX', 30000, 'NX'), null);
+    t.equal(await redis.get('lock:a'), 'me');
+    t.ok((await redis.pttl('lock:a')) > 29000);
+    t.equal(await redis.expire('lock:a', 100, 'GT'), 1);
+    t.equal(await redis.ttl('lock:a'), 100);
+    t.equal(await redis.persist('lock:a'), 1);
+    t.equal(await redis.exists('lock:a', 'nope'), 1);
+    t.equal(await redis.dbsize(), 1);
+    t.equal(await redis.del('lock:a'), 1);
+    t.equal(await redis.ping(), 'PONG');
+    await t.rejects(redis.call('NOPE'), /ERR unknown command 'NOPE'/);
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < 100; i++) pipeline.call('KLOCK', `p${i}`, 'o', '1000', 'EPHEMERAL');
+    const results = await pipeline.exec();
+    t.same(results!.map(([err, v]) => [err, v]), Array.from({ length: 100 }, () => [null, 0]), 'pipelined KLOCKs');
+  });
+}
