@@ -50,6 +50,10 @@ const INT_MAX = 2147483647;
 const EMPTY = Buffer.alloc(0);
 /** Smallest scratch store; lines that straddle chunks are short, so this rarely grows. */
 const MIN_STORE_BYTES = 4096;
+/** Bytes pulled from the next chunk to finish a split line; a header fits. */
+const MIN_STEP_BYTES = 256;
+/** Arguments up to this long are built in JS: cheaper than a native latin1Slice() call. */
+const SHORT_ARG_BYTES = 12;
 /** Marks an empty command (`*0`, `*-1`, a blank inline line), which Redis skips silently. */
 const SKIP = Symbol('skip');
 
@@ -219,7 +223,7 @@ export class RequestDecoder {
     const start = this.pos;
     if (this.buf.length - start >= len + 2) {
       this.advance(start + len + 2);
-      return this.buf.latin1Slice(start, start + len);
+      return latin1(this.buf, start, start + len);
     }
     if (this.buf.length - start + this.pendingBytes < len + 2) return null;
     this.partialBytes += len + 2;
@@ -272,9 +276,14 @@ export class RequestDecoder {
     }
   }
 
-  /** Moves queued bytes behind the unparsed tail of buf until the tail holds `window` bytes. */
+  /**
+   * Moves queued bytes behind the unparsed tail of buf: as many as the tail
+   * already holds (at least MIN_STEP_BYTES), never past `window`. Doubling keeps
+   * a long line O(n); small steps keep a split header from copying a whole read.
+   */
   private coalesce(window: number): void {
-    const want = Math.min(this.pendingBytes, window - (this.buf.length - this.pos));
+    const tail = this.buf.length - this.pos;
+    const want = Math.min(this.pendingBytes, window - tail, Math.max(tail, MIN_STEP_BYTES));
     if (!this.bufInStore || this.store.length - this.buf.length < want) {
       this.compactInto(this.buf.length - this.pos + want);
     }
@@ -361,6 +370,18 @@ export class RequestDecoder {
     this.args = [];
     return error;
   }
+}
+
+/** One reusable array of char codes per short length, for String.fromCharCode.apply(). */
+const CHAR_CODES = Array.from({ length: SHORT_ARG_BYTES + 1 }, (_, n) => new Array<number>(n).fill(0));
+
+/** buf[start, end) as a binary string. */
+function latin1(buf: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > SHORT_ARG_BYTES) return buf.latin1Slice(start, end);
+  const codes = CHAR_CODES[n]!;
+  for (let i = 0; i < n; i++) codes[i] = buf[start + i]!;
+  return String.fromCharCode.apply(null, codes);
 }
 
 const LLONG_MAX = 9223372036854775807n;

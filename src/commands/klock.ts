@@ -3,7 +3,7 @@ import { DURABILITY_ARG, checkTtl, durabilityOf, replyToken, ttlArg, TTL_MS_MAX 
 
 export default defineCommand({
   name: 'klock',
-  summary: 'Acquires a lock with a lease; replies with its fencing token, or nil if another owner holds it. WAIT blocks in a FIFO queue.',
+  summary: 'Acquires a lock with a lease; replies with its fencing token, or nil if another owner holds it. WAIT queues the caller (FIFO) for up to timeout_ms (0: do not wait).',
   since: '0.1.0',
   group: 'lock',
   complexity: 'O(1)',
