@@ -116,41 +116,37 @@ function writeArgs(reply: ReplyWriter, args: readonly ArgSpec[]): void {
   }
 }
 
+/** A COMMAND subcommand: the fields they all share, plus what differs. */
+function sub(spec: Pick<CommandSpec, 'name' | 'summary' | 'since' | 'arity' | 'handler'> & Partial<CommandSpec>): CommandSpec {
+  return defineCommand({ group: 'server', flags: ['loading', 'stale'], aclCategories: ['@slow', '@connection'], ...spec });
+}
+
 const subcommands: CommandSpec[] = [
-  defineCommand({
+  sub({
     name: 'command|count',
     summary: 'Returns the number of commands.',
     since: '2.8.13',
-    group: 'server',
     arity: { min: 2, max: 2 },
-    flags: ['loading', 'stale'],
-    aclCategories: ['@slow', '@connection'],
     handler(ctx) {
       ctx.reply.integer(ctx.server.commands().length);
     },
   }),
-  defineCommand({
+  sub({
     name: 'command|list',
     summary: 'Returns the names of all commands.',
     since: '7.0.0',
-    group: 'server',
     arity: { min: 2, max: 2 },
-    flags: ['loading', 'stale'],
-    aclCategories: ['@slow', '@connection'],
     handler(ctx) {
       const all = ctx.server.commands();
       ctx.reply.array(all.length);
       for (const spec of all) ctx.reply.bulk(spec.name);
     },
   }),
-  defineCommand({
+  sub({
     name: 'command|info',
     summary: 'Returns COMMAND INFO entries for the named commands (all when none are named); nil for unknown names.',
     since: '2.8.13',
-    group: 'server',
     arity: { min: 2, max: Infinity },
-    flags: ['loading', 'stale'],
-    aclCategories: ['@slow', '@connection'],
     args: [{ name: 'command-name', type: 'string', optional: true, multiple: true }],
     handler(ctx, argv) {
       const names = argv.slice(2);
@@ -163,14 +159,11 @@ const subcommands: CommandSpec[] = [
       }
     },
   }),
-  defineCommand({
+  sub({
     name: 'command|docs',
     summary: 'Returns documentation (summary, arguments, ...) for the named commands, or all.',
     since: '7.0.0',
-    group: 'server',
     arity: { min: 2, max: Infinity },
-    flags: ['loading', 'stale'],
-    aclCategories: ['@slow', '@connection'],
     args: [{ name: 'command-name', type: 'string', optional: true, multiple: true }],
     handler(ctx, argv) {
       const names = argv.slice(2);
