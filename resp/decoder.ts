@@ -9,16 +9,6 @@
  */
 import { constants } from 'node:buffer';
 
-declare global {
-  interface Buffer {
-    /**
-     * Node's latin1 decoder, the one toString('latin1') ends in; @types/node
-     * omits it. Calling it directly skips the encoding lookup on the hot path.
-     */
-    latin1Slice(start?: number, end?: number): string;
-  }
-}
-
 export interface DecoderLimits {
   /** Largest bulk argument (Redis's proto-max-bulk-len). */
   maxBulkBytes: number;

@@ -82,6 +82,10 @@ const cases: Case[] = [
   { name: 'count above INT_MAX', input: '*2147483648\r\n', limits: { maxArgs: 2 ** 40 }, commands: [],
     error: 'invalid multibulk length' },
   { name: 'count over 64-bit', input: '*99999999999999999999\r\n', commands: [], error: 'invalid multibulk length' },
+  { name: 'count of LLONG_MAX', input: '*9223372036854775807\r\n', commands: [], error: 'invalid multibulk length' },
+  { name: 'count just under LLONG_MIN', input: '*-9223372036854775809\r\n', commands: [], error: 'invalid multibulk length' },
+  { name: 'count of LLONG_MIN is a valid number, so an empty command', input: '*-9223372036854775808\r\n' + multibulk('PING'),
+    commands: [['PING']] },
   { name: 'count over maxArgs', input: `*${1024 * 1024 + 1}\r\n`, commands: [], error: 'invalid multibulk length' },
   { name: 'count line over 64 KiB without CR', input: '*' + '1'.repeat(65536), commands: [],
     error: 'too big mbulk count string' },
@@ -129,6 +133,33 @@ for (const c of cases) {
     t.same(decode(c.input, 1, c.limits), expected, 'byte by byte');
   });
 }
+
+t.test('a long mixed pipeline decodes the same in every chunk size from 1 to 100 bytes', async (t) => {
+  const parts: string[] = [];
+  const expected: string[][] = [];
+  for (let i = 0; i < 300; i++) {
+    const value = 'v'.repeat(i % 40) + '\r\n' + String(i);
+    if (i % 3 === 0) {
+      parts.push(`SET k${i} "${value.replace(/\r\n/, '\\r\\n')}"\r\n`);
+    } else {
+      parts.push(multibulk('SET', `k${i}`, value));
+    }
+    expected.push(['SET', `k${i}`, value]);
+  }
+  const input = parts.join('');
+  for (let size = 1; size <= 100; size++) {
+    const decoded = decode(input, size);
+    if (decoded.commands.length !== expected.length || decoded.error !== undefined) t.fail(`chunks of ${size}`);
+    else t.same(decoded.commands, expected, `chunks of ${size}`);
+  }
+});
+
+t.test('a long inline pipeline decodes the same in large chunks', async (t) => {
+  const lines = Array.from({ length: 2000 }, (_, i) => `SET key:${i} ${'v'.repeat(1 + (i % 50))}\r\n`);
+  const expected = lines.map((_, i) => ['SET', `key:${i}`, 'v'.repeat(1 + (i % 50))]);
+  const input = lines.join('');
+  for (const size of [1000, 4999, 10007, 65536]) t.same(decode(input, size).commands, expected, `chunks of ${size}`);
+});
 
 t.test('a half-sent bulk returns null until the rest arrives', async (t) => {
   const decoder = new RequestDecoder();

@@ -32,18 +32,21 @@ function randomArg(rng: Rng, big: boolean): Buffer {
   return randomBytes(rng, big ? int(rng, 1000, 100_000) : int(rng, 0, 300));
 }
 
-/** A valid RESP2 multibulk request stream and the commands in it. */
-function randomStream(rng: Rng): { bytes: Buffer; commands: string[][] } {
+/** A valid RESP2 multibulk request stream, the commands in it and each command's size in bytes. */
+function randomStream(rng: Rng): { bytes: Buffer; commands: string[][]; sizes: number[] } {
   const parts: Buffer[] = [];
   const commands: string[][] = [];
+  const sizes: number[] = [];
   const withBig = rng() < 0.05;
   for (let c = int(rng, 1, 12); c > 0; c--) {
     const args = Array.from({ length: int(rng, 1, 20) }, () => randomArg(rng, withBig && rng() < 0.1));
-    parts.push(Buffer.from(`*${args.length}\r\n`));
-    for (const arg of args) parts.push(Buffer.from(`$${arg.length}\r\n`), arg, Buffer.from('\r\n'));
+    const command: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+    for (const arg of args) command.push(Buffer.from(`$${arg.length}\r\n`), arg, Buffer.from('\r\n'));
+    parts.push(...command);
+    sizes.push(command.reduce((sum, part) => sum + part.length, 0));
     commands.push(args.map((arg) => arg.latin1Slice()));
   }
-  return { bytes: Buffer.concat(parts), commands };
+  return { bytes: Buffer.concat(parts), commands, sizes };
 }
 
 /** Cuts bytes into chunks: mostly tiny ones, some single bytes, sometimes large ones. */
@@ -63,16 +66,33 @@ interface Outcome {
   end: 'waiting' | string;
 }
 
-/** Runs our decoder over chunks the way a connection does: drain next() after every push. */
-function runDecoder(chunks: Buffer[]): Outcome {
+/**
+ * Runs our decoder over chunks the way a connection does: drain next() after
+ * every push. Checks bufferedBytes after each drain: against the exact count
+ * when command sizes are known, else that it stays within what was pushed.
+ */
+function runDecoder(chunks: Buffer[], sizes?: number[]): Outcome {
   const decoder = new RequestDecoder();
   const commands: string[][] = [];
+  let pushed = 0;
+  const checkBuffered = (): void => {
+    const expected = sizes === undefined ? undefined : pushed - sizes.slice(0, commands.length).reduce((a, b) => a + b, 0);
+    const buffered = decoder.bufferedBytes;
+    if (expected !== undefined ? buffered !== expected : buffered < 0 || buffered > pushed) {
+      throw new Error(`bufferedBytes is ${buffered}, expected ${expected ?? `0..${pushed}`}`);
+    }
+  };
   for (const chunk of chunks) {
     decoder.push(chunk);
+    pushed += chunk.length;
+    checkBuffered();
     for (let steps = 0; ; steps++) {
       if (steps > chunk.length + 1) throw new Error('next() keeps returning commands without consuming bytes');
       const result = decoder.next();
-      if (result === null) break;
+      if (result === null) {
+        checkBuffered();
+        break;
+      }
       if (result instanceof ProtocolError) {
         if (decoder.next() !== result) throw new Error('a dead decoder must keep returning its error');
         return { commands, end: result.message };
@@ -108,9 +128,16 @@ t.test('decodes random valid streams exactly as redis-parser does, however they 
   for (let i = 0; i < streams && failures < 3; i++) {
     const seed = BASE_SEED + i;
     const rng = mulberry32(seed);
-    const { bytes, commands } = randomStream(rng);
+    const { bytes, commands, sizes } = randomStream(rng);
     const chunks = randomChunks(rng, bytes);
-    const ours = runDecoder(chunks);
+    let ours: Outcome;
+    try {
+      ours = runDecoder(chunks, sizes);
+    } catch (error) {
+      failures++;
+      t.fail(`${String(error)}; reproduce with RESP_FUZZ_SEED=${seed}`);
+      continue;
+    }
     const reference = runRedisParser(chunks);
     if (!sameCommands(ours.commands, reference) || ours.end !== 'waiting' || !sameCommands(reference, commands)) {
       failures++;
