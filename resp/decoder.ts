@@ -32,6 +32,8 @@ export class ProtocolError {
   constructor(readonly message: string) {}
 }
 
+const UNAUTHENTICATED_ARGS_MAX = 10;
+const UNAUTHENTICATED_BULK_BYTES_MAX = 16384;
 const CR = 13;
 const LF = 10;
 const STAR = 42;
@@ -73,6 +75,12 @@ export class RequestDecoder {
   private partialBytes = 0;
   private failure: ProtocolError | null = null;
   private inline = false;
+  /**
+   * While the client has not authenticated (with --requirepass), commands are
+   * capped like Redis caps them: at most 10 arguments of at most 16 KiB, so an
+   * anonymous peer cannot make the server buffer large requests.
+   */
+  authRequired = false;
 
   constructor(limits: Partial<DecoderLimits> = {}) {
     const all = { ...DEFAULT_DECODER_LIMITS, ...limits };
@@ -138,6 +146,7 @@ export class RequestDecoder {
     if (count === null || count instanceof ProtocolError) return count;
     // NaN (not an integer) fails this test too.
     if (!(count <= this.maxArgs)) return new ProtocolError('invalid multibulk length');
+    if (this.authRequired && count > UNAUTHENTICATED_ARGS_MAX) return new ProtocolError('unauthenticated multibulk length');
     if (count <= 0) return SKIP;
     this.argsLeft = count;
     return this.readBulks();
@@ -151,6 +160,7 @@ export class RequestDecoder {
         const len = this.readNumberLine(DOLLAR, 'too big bulk count string');
         if (len === null || len instanceof ProtocolError) return len;
         if (!(len >= 0 && len <= this.maxBulkBytes)) return new ProtocolError('invalid bulk length');
+        if (this.authRequired && len > UNAUTHENTICATED_BULK_BYTES_MAX) return new ProtocolError('unauthenticated bulk length');
         this.bulkLen = len;
       }
       const arg = this.readBody(this.bulkLen);

@@ -92,6 +92,7 @@ export class Connection implements ClientState {
         this.pauseForOutput();
         break;
       }
+      this.decoder.authRequired = !this.authenticated;
       const argv = this.decoder.next();
       if (argv === null) break;
       if (argv instanceof ProtocolError) {

@@ -72,6 +72,24 @@ t.test('AUTH with --requirepass', async (t) => {
   t.match(await o.call('AUTH', 'x'), { err: /^ERR AUTH <password> called without any password configured/ });
 });
 
+t.test('before AUTH, requests are capped at 10 arguments of 16 KiB', async (t) => {
+  const s = await startServer({ requirepass: 'pw' });
+  t.teardown(s.close);
+  const big = await s.connect();
+  big.command('SET', 'k', 'x'.repeat(16385));
+  t.same(await big.reply(), { err: 'ERR Protocol error: unauthenticated bulk length' });
+  await big.closed;
+  const many = await s.connect();
+  many.command('DEL', ...Array.from({ length: 10 }, (_, i) => `k${i}`));
+  t.same(await many.reply(), { err: 'ERR Protocol error: unauthenticated multibulk length' });
+  await many.closed;
+  const ok = await s.connect();
+  ok.command('AUTH', 'pw');
+  ok.command('SET', 'k', 'x'.repeat(20000));
+  t.same(await ok.reply(), { ok: 'OK' });
+  t.same(await ok.reply(), { ok: 'OK' }, 'no cap once authenticated, even within one pipeline');
+});
+
 t.test('CLIENT subcommands', async (t) => {
   const s = await startServer();
   t.teardown(s.close);

@@ -236,3 +236,19 @@ t.test('limits default to Redis values and can be overridden one at a time', asy
   decoder.push(Buffer.from(multibulk(big(1000))));
   t.same(decoder.next(), [big(1000)], 'other limits keep their defaults');
 });
+
+t.test('unauthenticated clients are capped at 10 arguments of 16 KiB', async (t) => {
+  const cases: [string, string[] | string][] = [
+    [multibulk(...Array.from({ length: 10 }, () => 'a')), Array.from({ length: 10 }, () => 'a')],
+    [multibulk(...Array.from({ length: 11 }, () => 'a')), 'unauthenticated multibulk length'],
+    [multibulk('SET', 'k', big(16384)), ['SET', 'k', big(16384)]],
+    [multibulk('SET', 'k', big(16385)), 'unauthenticated bulk length'],
+  ];
+  for (const [input, expected] of cases) {
+    const decoder = new RequestDecoder();
+    decoder.authRequired = true;
+    decoder.push(Buffer.from(input));
+    const got = decoder.next();
+    t.same(got instanceof ProtocolError ? got.message : got, expected);
+  }
+});
