@@ -69,16 +69,14 @@ const sections: Record<string, Section> = {
     const nowMs = ctx.server.service.now();
     const keys = machine.dbsize(nowMs);
     if (keys === 0) return [];
-    let expires = 0;
-    for (const [, holder] of machine.persistent.entries(nowMs)) if (holder.expiresAtMs !== Infinity) expires += 1;
-    return [['db0', `keys=${keys},expires=${expires},avg_ttl=0`]];
+    return [['db0', `keys=${keys},expires=${machine.persistent.expiringCount},avg_ttl=0`]];
   },
   locks: (ctx) => {
     const machine = ctx.server.service.machine;
     const nowMs = ctx.server.service.now();
     return [
       ['persistent_locks', machine.dbsize(nowMs)],
-      ['ephemeral_locks', [...machine.ephemeral.entries(nowMs)].length],
+      ['ephemeral_locks', machine.ephemeral.liveCount(nowMs)],
       ['lock_waiters', ctx.server.service.waiters.size],
       ['remembered_tokens', machine.persistent.tombstoneCount + machine.ephemeral.tombstoneCount],
     ];

@@ -163,8 +163,7 @@ export class LockStateMachine {
 
   /** DBSIZE: live PERSISTENT keys. */
   dbsize(nowMs: number): number {
-    this.persistent.expireDue(nowMs, Infinity);
-    return this.persistent.sizeIncludingExpired;
+    return this.persistent.liveCount(nowMs);
   }
 
   /** Bounded active expiry over both namespaces; returns locks released. */

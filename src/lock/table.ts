@@ -32,6 +32,8 @@ export class LockTable {
   private readonly tombstones = new Map<string, bigint>();
   private readonly expiries = new DeadlineHeap();
   private tokenFloor = 0n;
+  /** Live holders with a finite expiry (for INFO keyspace without a scan). */
+  private expiring = 0;
   /** Resources released or expired since the last drain (for waiters). */
   private freed: string[] = [];
 
@@ -56,7 +58,10 @@ export class LockTable {
   grant(resource: string, owner: string, expiresAtMs: number): Holder {
     const holder: Holder = { owner, token: this.nextToken(resource), expiresAtMs };
     this.live.set(resource, holder);
-    if (expiresAtMs !== NO_EXPIRY) this.pushExpiry(expiresAtMs, resource);
+    if (expiresAtMs !== NO_EXPIRY) {
+      this.expiring += 1;
+      this.pushExpiry(expiresAtMs, resource);
+    }
     return holder;
   }
 
@@ -68,21 +73,24 @@ export class LockTable {
       return current;
     }
     if (current !== undefined) {
-      const holder: Holder = { owner, token: current.token + 1n, expiresAtMs };
+      const holder: Holder = { owner, token: current.token + 1n, expiresAtMs: NO_EXPIRY };
+      if (current.expiresAtMs !== NO_EXPIRY) this.expiring -= 1;
       this.live.set(resource, holder);
-      if (expiresAtMs !== NO_EXPIRY) this.pushExpiry(expiresAtMs, resource);
+      this.setExpiry(resource, holder, expiresAtMs);
       return holder;
     }
     return this.grant(resource, owner, expiresAtMs);
   }
 
   setExpiry(resource: string, holder: Holder, expiresAtMs: number): void {
+    this.expiring += (expiresAtMs !== NO_EXPIRY ? 1 : 0) - (holder.expiresAtMs !== NO_EXPIRY ? 1 : 0);
     holder.expiresAtMs = expiresAtMs;
     if (expiresAtMs !== NO_EXPIRY) this.pushExpiry(expiresAtMs, resource);
   }
 
   /** Frees a resource; its token is remembered for the next holder. */
   release(resource: string, holder: Holder): void {
+    if (holder.expiresAtMs !== NO_EXPIRY) this.expiring -= 1;
     this.live.delete(resource);
     this.tombstones.delete(resource);
     this.tombstones.set(resource, holder.token);
@@ -122,6 +130,17 @@ export class LockTable {
     return this.live.size;
   }
 
+  /** Live holders after reclaiming every expired one; O(expired). */
+  liveCount(nowMs: number): number {
+    this.expireDue(nowMs, Infinity);
+    return this.live.size;
+  }
+
+  /** Of the live holders, how many have a finite expiry (call after liveCount). */
+  get expiringCount(): number {
+    return this.expiring;
+  }
+
   get tombstoneCount(): number {
     return this.tombstones.size;
   }
@@ -139,11 +158,6 @@ export class LockTable {
     for (const [resource, holder] of this.live) {
       if (nowMs <= holder.expiresAtMs) yield [resource, holder];
     }
-  }
-
-  clear(): void {
-    for (const [resource, holder] of [...this.live]) this.release(resource, holder);
-    this.expiries.clear();
   }
 
   private nextToken(resource: string): bigint {
