@@ -7,15 +7,15 @@ export interface Holder {
   readonly owner: string;
   readonly token: bigint;
   /** Log time (ms) after which the lock is free; NO_EXPIRY for none. */
-  expiresAtMs: number;
+  readonly expiresAtMs: number;
 }
 
 export interface LockTableLimits {
   /**
    * Released resources remember their last fencing token so that the next
-   * holder gets a larger one. Past this many, the oldest are forgotten and
-   * their tokens folded into a floor that every forgotten resource starts from,
-   * so tokens still never go backwards while memory stays bounded.
+   * holder gets a larger one. Past this many, some are forgotten and their
+   * tokens folded into a floor that every forgotten resource starts from, so
+   * tokens still never go backwards while memory stays bounded.
    */
   tombstonesMax: number;
 }
@@ -23,17 +23,31 @@ export interface LockTableLimits {
 export const DEFAULT_TABLE_LIMITS: LockTableLimits = { tombstonesMax: 1_000_000 };
 
 /**
+ * One resource's record. A free record (owner null) is a tombstone that keeps
+ * the last token. Records are updated in place: acquiring and releasing a hot
+ * resource never deletes and re-inserts its Map entry, which would leave a
+ * growing chain of deleted slots behind that key until the Map rehashes.
+ */
+interface LockRecord {
+  owner: string | null;
+  token: bigint;
+  expiresAtMs: number;
+}
+
+/**
  * One namespace of locks (PERSISTENT or EPHEMERAL). Pure: time is passed in as
  * log time; nothing here reads a clock. A lock is expired when now > expiresAt,
  * so a lease is held for at least its full ttl.
  */
 export class LockTable {
-  private readonly live = new Map<string, Holder>();
-  private readonly tombstones = new Map<string, bigint>();
+  private readonly records = new Map<string, LockRecord>();
   private readonly expiries = new DeadlineHeap();
   private tokenFloor = 0n;
+  private live = 0;
   /** Live holders with a finite expiry (for INFO keyspace without a scan). */
   private expiring = 0;
+  /** Where the last tombstone eviction pass stopped (Map iterators survive deletes). */
+  private evictCursor: IterableIterator<[string, LockRecord]> | undefined;
   /** Resources released or expired since the last drain (for waiters). */
   private freed: string[] = [];
 
@@ -45,63 +59,63 @@ export class LockTable {
 
   /** The current holder, or undefined when free (an expired holder is released first). */
   lookup(resource: string, nowMs: number): Holder | undefined {
-    const holder = this.live.get(resource);
-    if (holder === undefined) return undefined;
-    if (nowMs > holder.expiresAtMs) {
-      this.release(resource, holder);
+    const record = this.records.get(resource);
+    if (record === undefined || record.owner === null) return undefined;
+    if (nowMs > record.expiresAtMs) {
+      this.releaseRecord(resource, record);
       return undefined;
     }
-    return holder;
+    return record as Holder;
   }
 
   /** Grants the free resource to owner with a new fencing token. */
   grant(resource: string, owner: string, expiresAtMs: number): Holder {
-    const holder: Holder = { owner, token: this.nextToken(resource), expiresAtMs };
-    this.live.set(resource, holder);
-    if (expiresAtMs !== NO_EXPIRY) {
-      this.expiring += 1;
-      this.pushExpiry(expiresAtMs, resource);
+    let record = this.records.get(resource);
+    if (record !== undefined && record.owner !== null) throw new Error(`grant of held resource '${resource}'`);
+    if (record === undefined) {
+      record = { owner, token: this.tokenFloor, expiresAtMs: NO_EXPIRY };
+      this.records.set(resource, record);
+    } else {
+      const next = record.token + 1n;
+      record.owner = owner;
+      record.token = next > this.tokenFloor ? next : this.tokenFloor;
+      record.expiresAtMs = NO_EXPIRY;
     }
-    return holder;
+    this.live += 1;
+    this.setExpiry(resource, record as Holder, expiresAtMs);
+    return record as Holder;
   }
 
-  /** Replaces the holder (Redis SET semantics): same owner keeps its token. */
+  /** Replaces the holder (Redis SET semantics): the same owner keeps its token, another gets the next one. */
   replace(resource: string, owner: string, expiresAtMs: number, nowMs: number): Holder {
     const current = this.lookup(resource, nowMs);
-    if (current !== undefined && current.owner === owner) {
-      this.setExpiry(resource, current, expiresAtMs);
-      return current;
+    if (current === undefined) return this.grant(resource, owner, expiresAtMs);
+    if (current.owner !== owner) {
+      const record = current as LockRecord;
+      record.owner = owner;
+      record.token += 1n;
     }
-    if (current !== undefined) {
-      const holder: Holder = { owner, token: current.token + 1n, expiresAtMs: NO_EXPIRY };
-      if (current.expiresAtMs !== NO_EXPIRY) this.expiring -= 1;
-      this.live.set(resource, holder);
-      this.setExpiry(resource, holder, expiresAtMs);
-      return holder;
-    }
-    return this.grant(resource, owner, expiresAtMs);
+    this.setExpiry(resource, current, expiresAtMs);
+    return current;
   }
 
   setExpiry(resource: string, holder: Holder, expiresAtMs: number): void {
     this.expiring += (expiresAtMs !== NO_EXPIRY ? 1 : 0) - (holder.expiresAtMs !== NO_EXPIRY ? 1 : 0);
-    holder.expiresAtMs = expiresAtMs;
+    (holder as LockRecord).expiresAtMs = expiresAtMs;
     if (expiresAtMs !== NO_EXPIRY) this.pushExpiry(expiresAtMs, resource);
   }
 
-  /** Frees a resource; its token is remembered for the next holder. */
+  /** Frees a held resource; its token is remembered for the next holder. */
   release(resource: string, holder: Holder): void {
-    if (holder.expiresAtMs !== NO_EXPIRY) this.expiring -= 1;
-    this.live.delete(resource);
-    this.tombstones.delete(resource);
-    this.tombstones.set(resource, holder.token);
-    this.freed.push(resource);
-    if (this.tombstones.size > this.limits.tombstonesMax) this.forgetOldest();
+    const record = this.records.get(resource);
+    if (record !== holder || record.owner === null) throw new Error(`release of a lock not held: '${resource}'`);
+    this.releaseRecord(resource, record);
   }
 
   /**
    * Releases up to budget expired locks, oldest deadline first. Returns how
    * many were released. Stale heap entries (extended or released locks) are
-   * discarded without counting against the budget's purpose.
+   * discarded and count against the budget, which bounds the work per call.
    */
   expireDue(nowMs: number, budget: number): number {
     let released = 0;
@@ -111,9 +125,9 @@ export class LockTable {
       const deadline = this.expiries.peekDeadline();
       const resource = this.expiries.peekKey()!;
       this.expiries.pop();
-      const holder = this.live.get(resource);
-      if (holder !== undefined && holder.expiresAtMs === deadline) {
-        this.release(resource, holder);
+      const record = this.records.get(resource);
+      if (record !== undefined && record.owner !== null && record.expiresAtMs === deadline) {
+        this.releaseRecord(resource, record);
         released += 1;
       }
     }
@@ -127,22 +141,23 @@ export class LockTable {
 
   /** Live holders, including ones expired but not yet reclaimed. */
   get sizeIncludingExpired(): number {
-    return this.live.size;
+    return this.live;
   }
 
   /** Live holders after reclaiming every expired one; O(expired). */
   liveCount(nowMs: number): number {
     this.expireDue(nowMs, Infinity);
-    return this.live.size;
+    return this.live;
   }
 
-  /** Of the live holders, how many have a finite expiry (call after liveCount). */
+  /** Of the live holders, how many have a finite expiry. */
   get expiringCount(): number {
     return this.expiring;
   }
 
+  /** Released resources whose last token is remembered individually. */
   get tombstoneCount(): number {
-    return this.tombstones.size;
+    return this.records.size - this.live;
   }
 
   /** Resources freed since the last call, in order. */
@@ -155,36 +170,55 @@ export class LockTable {
 
   /** All live (unexpired) entries; for snapshots and tests. */
   *entries(nowMs: number): IterableIterator<[string, Holder]> {
-    for (const [resource, holder] of this.live) {
-      if (nowMs <= holder.expiresAtMs) yield [resource, holder];
+    for (const [resource, record] of this.records) {
+      if (record.owner !== null && nowMs <= record.expiresAtMs) yield [resource, record as Holder];
     }
   }
 
-  private nextToken(resource: string): bigint {
-    const last = this.tombstones.get(resource);
-    if (last === undefined) return this.tokenFloor;
-    const next = last + 1n;
-    return next > this.tokenFloor ? next : this.tokenFloor;
+  private releaseRecord(resource: string, record: LockRecord): void {
+    if (record.expiresAtMs !== NO_EXPIRY) this.expiring -= 1;
+    record.owner = null;
+    record.expiresAtMs = NO_EXPIRY;
+    this.live -= 1;
+    this.freed.push(resource);
+    if (this.tombstoneCount > this.limits.tombstonesMax) this.evictTombstones();
   }
 
-  private forgetOldest(): void {
-    const oldest = this.tombstones.keys().next();
-    if (oldest.done === true) return;
-    const token = this.tombstones.get(oldest.value)!;
-    this.tombstones.delete(oldest.value);
-    if (token + 1n > this.tokenFloor) this.tokenFloor = token + 1n;
+  /**
+   * Forgets tombstones until a tenth of the limit is free again, folding their
+   * tokens into the floor. Any choice of victims is safe, because a forgotten
+   * resource restarts above every forgotten token; the batch keeps the cost
+   * per release amortised O(1) even when live records sit between tombstones.
+   */
+  private evictTombstones(): void {
+    const target = Math.floor(this.limits.tombstonesMax * 0.9);
+    let wrapped = false;
+    while (this.tombstoneCount > target) {
+      this.evictCursor ??= this.records.entries();
+      const next = this.evictCursor.next();
+      if (next.done === true) {
+        this.evictCursor = undefined;
+        if (wrapped) throw new Error('tombstone count out of step with the table');
+        wrapped = true;
+        continue;
+      }
+      const [resource, record] = next.value;
+      if (record.owner !== null) continue;
+      if (record.token + 1n > this.tokenFloor) this.tokenFloor = record.token + 1n;
+      this.records.delete(resource);
+    }
   }
 
   private pushExpiry(expiresAtMs: number, resource: string): void {
     this.expiries.push(expiresAtMs, resource);
     // Extends leave stale entries behind; rebuild before they dominate memory.
-    if (this.expiries.size > 2 * this.live.size + 1024) this.rebuildExpiries();
+    if (this.expiries.size > 2 * this.live + 1024) this.rebuildExpiries();
   }
 
   private rebuildExpiries(): void {
     this.expiries.clear();
-    for (const [resource, holder] of this.live) {
-      if (holder.expiresAtMs !== NO_EXPIRY) this.expiries.push(holder.expiresAtMs, resource);
+    for (const [resource, record] of this.records) {
+      if (record.owner !== null && record.expiresAtMs !== NO_EXPIRY) this.expiries.push(record.expiresAtMs, resource);
     }
   }
 }

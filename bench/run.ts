@@ -1,0 +1,345 @@
+// End-to-end benchmark: redis-benchmark with identical parameters against raftlock and redis-server
+// (Debian) in the same run, interleaved so that machine noise hits both. Writes bench/RESULTS.md.
+// Reproduce: npm run bench   (= npm run build && node dist/bench/run.js [--runs N] [--requests N])
+import { Command, InvalidArgumentError } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, runCommand, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
+
+type ServerName = 'raftlock' | 'redis';
+
+interface Workload {
+  label: string;
+  /** redis-benchmark arguments that select the workload. */
+  args: string[];
+  servers: ServerName[];
+  /** The redis-server workload this one's ratio is measured against. */
+  baseline: string;
+  /** Minimum raftlock/redis ratio by pipeline depth, if the issue sets one. */
+  targets?: Record<number, number>;
+}
+
+const TARGETS = { 1: 0.5, 16: 0.45 };
+const WORKLOADS: Workload[] = [
+  { label: 'PING', args: ['-t', 'ping_mbulk'], servers: ['raftlock', 'redis'], baseline: 'PING' },
+  {
+    label: 'SET NX PX',
+    args: ['SET', 'lock:__rand_int__', 'v', 'NX', 'PX', '30000'],
+    servers: ['raftlock', 'redis'],
+    baseline: 'SET NX PX',
+    targets: TARGETS,
+  },
+  {
+    label: 'KLOCK EPHEMERAL',
+    args: ['KLOCK', 'lock:__rand_int__', 'o', '30000', 'EPHEMERAL'],
+    servers: ['raftlock'],
+    baseline: 'SET NX PX',
+    targets: TARGETS,
+  },
+];
+const PIPELINES = [1, 16];
+const CLIENTS = 50;
+const KEYSPACE = 100_000;
+
+interface Options {
+  runs: number;
+  requests: number;
+  out: string;
+  check: boolean;
+}
+
+interface Sample {
+  rps: number;
+  p50Ms: number | null;
+}
+
+/** Samples by `${workload}|${pipeline}|${server}`, in run order. */
+type Samples = Map<string, Sample[]>;
+
+const sampleKey = (label: string, pipeline: number, server: ServerName): string => `${label}|${pipeline}|${server}`;
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  const program = new Command()
+    .name('npm run bench --')
+    .description('redis-benchmark against raftlock and redis-server in the same run; writes bench/RESULTS.md')
+    .option('--runs <n>', 'measurements of each workload per server (medians are reported)', positiveInt, 5)
+    .option('--requests <n>', 'requests per measurement (redis-benchmark -n)', positiveInt, 200_000)
+    .option('--quick', 'a short run: 2 runs of 20000 requests, written to bench/out/RESULTS-quick.md')
+    .option('--out <file>', 'where to write the results (default bench/RESULTS.md)')
+    .option('--check', 'exit with code 1 if a target is missed')
+    .parse(argv);
+  const raw = program.opts<{ runs: number; requests: number; quick?: boolean; out?: string; check?: boolean }>();
+  const explicit = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
+  const runs = raw.quick === true && !explicit('runs') ? 2 : raw.runs;
+  const requests = raw.quick === true && !explicit('requests') ? 20_000 : raw.requests;
+  const defaultOut = raw.quick === true ? join('bench', 'out', 'RESULTS-quick.md') : join('bench', 'RESULTS.md');
+  return { runs, requests, out: join(REPO_ROOT, raw.out ?? defaultOut), check: raw.check === true };
+}
+
+function benchmarkArgs(port: number, workload: Workload, pipeline: number, options: Options): string[] {
+  return [
+    '-h', '127.0.0.1', '-p', String(port),
+    '-c', String(CLIENTS), '-n', String(options.requests), '-r', String(KEYSPACE),
+    ...(pipeline > 1 ? ['-P', String(pipeline)] : []),
+    '--csv', '-q', ...workload.args,
+  ];
+}
+
+/** Splits one line of redis-benchmark's CSV ("a","b",...). */
+function csvFields(line: string): string[] {
+  return [...line.matchAll(/"((?:[^"]|"")*)"/g)].map((m) => m[1]!.replace(/""/g, '"'));
+}
+
+/** Parses redis-benchmark --csv output: a header line, then one row per test (we run one). */
+export function parseCsv(output: string): Sample {
+  const lines = output.split(/\r?\n|\r/).filter((l) => l.startsWith('"'));
+  const headerAt = lines.findIndex((l) => l.startsWith('"test"'));
+  if (headerAt < 0 || lines[headerAt + 1] === undefined) throw new Error('no CSV result in redis-benchmark output');
+  const header = csvFields(lines[headerAt]!);
+  const row = csvFields(lines[headerAt + 1]!);
+  const rps = Number(row[header.indexOf('rps')]);
+  const p50At = header.indexOf('p50_latency_ms');
+  const p50Ms = p50At >= 0 && row[p50At] !== undefined ? Number(row[p50At]) : null;
+  if (!Number.isFinite(rps) || rps <= 0) throw new Error(`no positive rps in redis-benchmark output row ${lines[headerAt + 1]}`);
+  return { rps, p50Ms: p50Ms !== null && Number.isFinite(p50Ms) ? p50Ms : null };
+}
+
+/** Runs redis-benchmark once; rejects on a non-zero exit, a server error or a timeout. */
+async function runBenchmark(args: string[], timeoutMs: number): Promise<Sample> {
+  const result = await runCommand('redis-benchmark', args, { timeoutMs });
+  const output = result.stdout + result.stderr;
+  if (result.code !== 0) throw new Error(`${result.command} exited with ${result.code ?? result.signal}\n${output}`);
+  if (/Error from server|\bERR\b/.test(output)) throw new Error(`${result.command} reported errors:\n${output}`);
+  try {
+    return parseCsv(result.stdout);
+  } catch (error) {
+    throw new Error(`${result.command}: ${(error as Error).message}\n${output}`);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function assertAlive(servers: Record<ServerName, ServerProcess>): void {
+  for (const server of Object.values(servers)) {
+    const status = server.exitStatus;
+    if (status !== null) {
+      throw new Error(`${server.describe()} died during the benchmark (code ${status.code}, signal ${status.signal})\n--- stderr ---\n${server.stderr}`);
+    }
+  }
+}
+
+/** Every workload × pipeline × server, `runs` times; the server order alternates between runs. */
+async function measure(servers: Record<ServerName, ServerProcess>, options: Options): Promise<Samples> {
+  const samples: Samples = new Map();
+  const timeoutMs = Math.max(120_000, options.requests * 5);
+  for (let run = 1; run <= options.runs; run++) {
+    for (const workload of WORKLOADS) {
+      for (const pipeline of PIPELINES) {
+        const order = run % 2 === 1 ? workload.servers : [...workload.servers].reverse();
+        for (const name of order) {
+          const sample = await runBenchmark(benchmarkArgs(servers[name].port, workload, pipeline, options), timeoutMs);
+          assertAlive(servers);
+          const key = sampleKey(workload.label, pipeline, name);
+          samples.set(key, [...(samples.get(key) ?? []), sample]);
+          console.log(`run ${run}/${options.runs}  ${workload.label.padEnd(16)} P=${String(pipeline).padEnd(3)} ${name.padEnd(9)} ${Math.round(sample.rps).toString().padStart(8)} rps`);
+        }
+      }
+    }
+  }
+  return samples;
+}
+
+interface Row {
+  workload: string;
+  pipeline: number;
+  raftlockRps: number;
+  redisRps: number;
+  redisWorkload: string;
+  ratio: number;
+  raftlockP50Ms: number | null;
+  redisP50Ms: number | null;
+  target: number | null;
+}
+
+function medianP50(samples: Sample[]): number | null {
+  const values = samples.map((s) => s.p50Ms).filter((v): v is number => v !== null);
+  return values.length === samples.length && values.length > 0 ? median(values) : null;
+}
+
+function summarize(samples: Samples): Row[] {
+  const rows: Row[] = [];
+  for (const workload of WORKLOADS) {
+    for (const pipeline of PIPELINES) {
+      const ours = samples.get(sampleKey(workload.label, pipeline, 'raftlock')) ?? [];
+      const theirs = samples.get(sampleKey(workload.baseline, pipeline, 'redis')) ?? [];
+      const raftlockRps = median(ours.map((s) => s.rps));
+      const redisRps = median(theirs.map((s) => s.rps));
+      rows.push({
+        workload: workload.label,
+        pipeline,
+        raftlockRps,
+        redisRps,
+        redisWorkload: workload.baseline,
+        ratio: raftlockRps / redisRps,
+        raftlockP50Ms: medianP50(ours),
+        redisP50Ms: medianP50(theirs),
+        target: workload.targets?.[pipeline] ?? null,
+      });
+    }
+  }
+  return rows;
+}
+
+function verdict(row: Row): string {
+  if (row.target === null) return '—';
+  return `${row.ratio >= row.target ? 'PASS' : 'FAIL'} (≥ ${row.target}×)`;
+}
+
+const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fmtMs = (n: number | null): string => (n === null ? 'n/a' : n.toFixed(3));
+
+function printTable(rows: Row[]): void {
+  const table = rows.map((r) => ({
+    workload: r.workload,
+    pipeline: r.pipeline,
+    'raftlock rps (median)': fmtRps(r.raftlockRps),
+    'redis rps (median)': `${fmtRps(r.redisRps)}${r.redisWorkload === r.workload ? '' : ` (${r.redisWorkload})`}`,
+    ratio: `${r.ratio.toFixed(2)}×`,
+    'p50 ms raftlock': fmtMs(r.raftlockP50Ms),
+    'p50 ms redis': fmtMs(r.redisP50Ms),
+    target: verdict(r),
+  }));
+  console.table(table);
+}
+
+function commandOutput(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machineFacts(): string[] {
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const cpuModel = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+  const commit = commandOutput('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']);
+  const dirty = commandOutput('git', ['-C', REPO_ROOT, 'status', '--porcelain']) === '' ? '' : ' (with uncommitted changes)';
+  return [
+    `- CPUs (\`nproc\`): ${commandOutput('nproc', [])}`,
+    `- CPU model: ${cpuModel}`,
+    `- Node.js: ${process.version}`,
+    `- redis-server: ${commandOutput('redis-server', ['--version'])}`,
+    `- redis-benchmark: ${commandOutput('redis-benchmark', ['--version'])}`,
+    `- raftlock: ${pkg.version}, commit ${commit}${dirty}`,
+  ];
+}
+
+function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invocation: string): string {
+  const lines = [
+    '# raftlock vs redis-server: redis-benchmark results',
+    '',
+    `Produced by \`${invocation}\` (\`npm run bench\` runs \`npm run build && node dist/bench/run.js\`) on ${new Date().toISOString()}.`,
+    '',
+    '## Machine',
+    '',
+    ...machineFacts(),
+    '',
+    '## Method',
+    '',
+    `Both servers run on 127.0.0.1 on free ports: raftlock as \`node dist/src/server/main.js --port P --bind 127.0.0.1 --data-dir <tmp>\`, ` +
+      `redis-server as \`redis-server --port P --bind 127.0.0.1 --dir <tmp> --save '' --appendonly no\`. ` +
+      `Each workload is measured ${options.runs} times per server with the same redis-benchmark arguments; ` +
+      'measurements alternate between the two servers (the order flips every run) so that machine noise hits both. ' +
+      'Reported numbers are medians; the ratio is raftlock median / redis-server median. ' +
+      'KLOCK EPHEMERAL runs on raftlock only and is compared with redis-server\'s SET NX PX.',
+    '',
+    'The commands (P = the server\'s port):',
+    '',
+    '```sh',
+    ...WORKLOADS.flatMap((w) => PIPELINES.map((p) => `redis-benchmark ${benchmarkArgs(0, w, p, options).join(' ').replace('-p 0', '-p P')}`)),
+    '```',
+    '',
+    `Locks live 30 s and \`-r ${KEYSPACE}\` draws from ${KEYSPACE} keys, so after the first measurement most SET NX PX requests ` +
+      'find the key held and get a nil reply (KLOCK by the same owner gets its token back); both servers see the same sequence.',
+    '',
+    '## Medians and targets',
+    '',
+    '| workload | pipeline | raftlock rps | redis-server rps | ratio | p50 ms raftlock | p50 ms redis | target |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
+    ...rows.map((r) => `| ${r.workload} | ${r.pipeline} | ${fmtRps(r.raftlockRps)} | ${fmtRps(r.redisRps)}${r.redisWorkload === r.workload ? '' : ` (${r.redisWorkload})`} | ${r.ratio.toFixed(2)}× | ${fmtMs(r.raftlockP50Ms)} | ${fmtMs(r.redisP50Ms)} | ${verdict(r)} |`),
+    '',
+    `Targets: raftlock ≥ ${TARGETS[1]}× redis-server unpipelined and ≥ ${TARGETS[16]}× with \`-P 16\`, on SET NX PX and on KLOCK EPHEMERAL.`,
+    '',
+    '## Every run (requests per second)',
+    '',
+    `| workload | pipeline | server | ${Array.from({ length: options.runs }, (_, i) => `run ${i + 1}`).join(' | ')} | median |`,
+    `|---|---:|---|${'---:|'.repeat(options.runs + 1)}`,
+  ];
+  for (const w of WORKLOADS) {
+    for (const p of PIPELINES) {
+      for (const server of w.servers) {
+        const values = (samples.get(sampleKey(w.label, p, server)) ?? []).map((s) => s.rps);
+        lines.push(`| ${w.label} | ${p} | ${server === 'redis' ? 'redis-server' : server} | ${values.map(fmtRps).join(' | ')} | ${fmtRps(median(values))} |`);
+      }
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+function preflight(): void {
+  const missing = missingTools(['redis-server', 'redis-benchmark']);
+  if (missing.length > 0) {
+    throw new Error(`the benchmark needs ${missing.join(' and ')}, not found on PATH`);
+  }
+  if (!existsSync(RAFTLOCK_MAIN)) throw new Error(`${RAFTLOCK_MAIN} does not exist; run npm run build (npm run bench builds first)`);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv);
+  preflight();
+  const invocation = `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim();
+  console.log(`${options.runs} runs × ${WORKLOADS.length} workloads × ${PIPELINES.length} pipeline depths, ${options.requests} requests each`);
+  const started: ServerProcess[] = [];
+  const stopAll = (): Promise<unknown> => Promise.all(started.map((s) => s.stop()));
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  process.once('SIGTERM', () => void stopAll().then(() => process.exit(143)));
+  let rows: Row[];
+  let samples: Samples;
+  try {
+    const raftlock = await startRaftlock();
+    started.push(raftlock);
+    const redis = await startRedisServer();
+    started.push(redis);
+    console.log(`raftlock on port ${raftlock.port}, redis-server on port ${redis.port}`);
+    samples = await measure({ raftlock, redis }, options);
+    rows = summarize(samples);
+  } finally {
+    await stopAll();
+  }
+  printTable(rows);
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(options.out, resultsMarkdown(rows, samples, options, invocation));
+  console.log(`wrote ${relative(process.cwd(), options.out) || options.out}`);
+  const failed = rows.filter((r) => r.target !== null && r.ratio < r.target);
+  if (failed.length > 0) console.log(`targets missed: ${failed.map((r) => `${r.workload} P=${r.pipeline} (${r.ratio.toFixed(2)}× < ${r.target}×)`).join(', ')}`);
+  else console.log('all targets met');
+  if (options.check && failed.length > 0) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});
