@@ -1,0 +1,238 @@
+import type { Durability, ExpireCondition, LockStateMachine, SetExpiry, SetResult } from './machine.js';
+
+/**
+ * The writes of the lock state machine as data: what a replicated log
+ * carries. Each command also carries its log time, the leader's clock when it
+ * proposed the command, so every replica applies it at the same instant.
+ */
+export type LockOp =
+  | { kind: 'lock'; durability: Durability; resource: string; owner: string; ttlMs: number }
+  | { kind: 'unlock'; durability: Durability; resource: string; owner: string }
+  | { kind: 'extend'; durability: Durability; resource: string; owner: string; ttlMs: number }
+  | { kind: 'set'; key: string; value: string; mode: 'always' | 'nx' | 'xx'; expiry: SetExpiry }
+  | { kind: 'del'; keys: string[] }
+  | { kind: 'expire'; key: string; ttlMs: number; condition: ExpireCondition }
+  | { kind: 'persist'; key: string }
+  /** Lets log time advance and expired locks be reclaimed when nothing else is written. */
+  | { kind: 'tick' };
+
+export interface LockCommand {
+  logTimeMs: number;
+  op: LockOp;
+}
+
+export type LockResult = bigint | null | boolean | number | SetResult;
+
+/** Expired locks each applied command reclaims; bounded so apply cost stays O(1). */
+export const EXPIRE_PER_APPLY = 4;
+
+/** Applies one command at its log time. Deterministic: replicas agree on the result and state. */
+export function applyCommand(machine: LockStateMachine, command: LockCommand): LockResult {
+  const now = command.logTimeMs;
+  const op = command.op;
+  let result: LockResult;
+  switch (op.kind) {
+    case 'lock': result = machine.lock(op.durability, op.resource, op.owner, op.ttlMs, now); break;
+    case 'unlock': result = machine.unlock(op.durability, op.resource, op.owner, now); break;
+    case 'extend': result = machine.extend(op.durability, op.resource, op.owner, op.ttlMs, now); break;
+    case 'set': result = machine.set(op.key, op.value, { mode: op.mode, expiry: op.expiry }, now); break;
+    case 'del': result = machine.del(op.keys, now); break;
+    case 'expire': result = machine.expire(op.key, op.ttlMs, op.condition, now); break;
+    case 'persist': result = machine.persist(op.key, now); break;
+    case 'tick': result = 0; break;
+  }
+  machine.expireDue(now, EXPIRE_PER_APPLY);
+  return result;
+}
+
+const KINDS = ['lock', 'unlock', 'extend', 'set', 'del', 'expire', 'persist', 'tick'] as const;
+const MODES = ['always', 'nx', 'xx'] as const;
+const CONDITIONS = ['always', 'nx', 'xx', 'gt', 'lt'] as const;
+const FORMAT_VERSION = 1;
+
+/** Binary encoding: version, kind, log time (f64), then the op's fields; strings are length-prefixed bytes. */
+export function encodeCommand(command: LockCommand): Uint8Array {
+  const w = new Writer();
+  const op = command.op;
+  w.u8(FORMAT_VERSION);
+  w.u8(KINDS.indexOf(op.kind));
+  w.f64(command.logTimeMs);
+  switch (op.kind) {
+    case 'lock':
+    case 'extend':
+      w.u8(op.durability === 'persistent' ? 0 : 1).str(op.resource).str(op.owner).f64(op.ttlMs);
+      break;
+    case 'unlock':
+      w.u8(op.durability === 'persistent' ? 0 : 1).str(op.resource).str(op.owner);
+      break;
+    case 'set':
+      w.str(op.key).str(op.value).u8(MODES.indexOf(op.mode));
+      w.u8(op.expiry.kind === 'none' ? 0 : op.expiry.kind === 'keep' ? 1 : 2);
+      if (op.expiry.kind === 'ttl') w.f64(op.expiry.ttlMs);
+      break;
+    case 'del':
+      w.u32(op.keys.length);
+      for (const key of op.keys) w.str(key);
+      break;
+    case 'expire':
+      w.str(op.key).f64(op.ttlMs).u8(CONDITIONS.indexOf(op.condition));
+      break;
+    case 'persist':
+      w.str(op.key);
+      break;
+    case 'tick':
+      break;
+  }
+  return w.finish();
+}
+
+/** Decodes what encodeCommand wrote; throws on anything else (a corrupt entry must not apply). */
+export function decodeCommand(bytes: Uint8Array): LockCommand {
+  const r = new Reader(bytes);
+  const version = r.u8();
+  if (version !== FORMAT_VERSION) throw new Error(`lock command: unknown format version ${version}`);
+  const kind = KINDS[r.u8()];
+  const logTimeMs = r.f64();
+  let op: LockOp;
+  switch (kind) {
+    case 'lock':
+    case 'extend':
+      op = { kind, durability: r.durability(), resource: r.str(), owner: r.str(), ttlMs: r.f64() };
+      break;
+    case 'unlock':
+      op = { kind, durability: r.durability(), resource: r.str(), owner: r.str() };
+      break;
+    case 'set': {
+      const key = r.str();
+      const value = r.str();
+      const mode = r.pick(MODES);
+      const expiryKind = r.u8();
+      const expiry: SetExpiry = expiryKind === 0 ? { kind: 'none' } : expiryKind === 1 ? { kind: 'keep' } : { kind: 'ttl', ttlMs: r.f64() };
+      op = { kind, key, value, mode, expiry };
+      break;
+    }
+    case 'del': {
+      const count = r.u32();
+      const keys: string[] = [];
+      for (let i = 0; i < count; i++) keys.push(r.str());
+      op = { kind, keys };
+      break;
+    }
+    case 'expire':
+      op = { kind, key: r.str(), ttlMs: r.f64(), condition: r.pick(CONDITIONS) };
+      break;
+    case 'persist':
+      op = { kind, key: r.str() };
+      break;
+    case 'tick':
+      op = { kind };
+      break;
+    default:
+      throw new Error('lock command: unknown kind');
+  }
+  r.end();
+  return { logTimeMs, op };
+}
+
+class Writer {
+  private buf = new Uint8Array(64);
+  private view = new DataView(this.buf.buffer);
+  private at = 0;
+
+  u8(n: number): this {
+    this.room(1);
+    this.buf[this.at++] = n;
+    return this;
+  }
+
+  u32(n: number): this {
+    this.room(4);
+    this.view.setUint32(this.at, n);
+    this.at += 4;
+    return this;
+  }
+
+  f64(n: number): this {
+    this.room(8);
+    this.view.setFloat64(this.at, n);
+    this.at += 8;
+    return this;
+  }
+
+  /** A binary string (one char per byte). */
+  str(s: string): this {
+    this.u32(s.length);
+    this.room(s.length);
+    for (let i = 0; i < s.length; i++) this.buf[this.at++] = s.charCodeAt(i);
+    return this;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.at);
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.at + n));
+    next.set(this.buf);
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+}
+
+class Reader {
+  private readonly view: DataView;
+  private at = 0;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buf[this.at++]!;
+  }
+
+  u32(): number {
+    this.need(4);
+    const n = this.view.getUint32(this.at);
+    this.at += 4;
+    return n;
+  }
+
+  f64(): number {
+    this.need(8);
+    const n = this.view.getFloat64(this.at);
+    this.at += 8;
+    return n;
+  }
+
+  str(): string {
+    const len = this.u32();
+    this.need(len);
+    let s = '';
+    for (let i = 0; i < len; i++) s += String.fromCharCode(this.buf[this.at + i]!);
+    this.at += len;
+    return s;
+  }
+
+  durability(): Durability {
+    const d = this.u8();
+    if (d > 1) throw new Error(`lock command: bad durability ${d}`);
+    return d === 0 ? 'persistent' : 'ephemeral';
+  }
+
+  pick<T>(values: readonly T[]): T {
+    const i = this.u8();
+    if (i >= values.length) throw new Error(`lock command: bad enum value ${i}`);
+    return values[i]!;
+  }
+
+  end(): void {
+    if (this.at !== this.buf.length) throw new Error(`lock command: ${this.buf.length - this.at} trailing bytes`);
+  }
+
+  private need(n: number): void {
+    if (this.at + n > this.buf.length) throw new Error('lock command: truncated');
+  }
+}
