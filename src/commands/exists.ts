@@ -1,4 +1,5 @@
 import { defineCommand } from './spec.js';
+import { respond } from './respond.js';
 
 export default defineCommand({
   name: 'exists',
@@ -13,7 +14,7 @@ export default defineCommand({
   args: [{ name: 'key', type: 'key', multiple: true }],
   handler(ctx, argv) {
     const service = ctx.server.service;
-    ctx.reply.integer(service.machine.exists(argv.slice(1), service.now()));
-    service.afterWrite();
+    const count = service.read('persistent', (now) => service.machine.exists(argv.slice(1), now));
+    return respond(ctx, count, (c, n) => c.reply.integer(n));
   },
 });

@@ -1,6 +1,7 @@
 import { defineCommand, type CommandSpec } from './spec.js';
 import type { ExpireCondition } from '../lock/machine.js';
 import { invalidExpire } from './lock-args.js';
+import { respond } from './respond.js';
 
 const CONDITION_CONFLICT = 'ERR NX and XX, GT or LT options at the same time are not compatible';
 
@@ -35,9 +36,8 @@ export function expireCommand(name: 'expire' | 'pexpire', unitMs: 1000 | 1, sinc
       const ttlMs = amount * unitMs;
       if (!Number.isSafeInteger(ttlMs)) return ctx.reply.error(invalidExpire(name));
       const condition = (parsed['condition'] ?? 'always') as ExpireCondition;
-      const service = ctx.server.service;
-      ctx.reply.integer(service.machine.expire(argv[1]!, ttlMs, condition, service.now()));
-      service.afterWrite();
+      const result = ctx.server.service.write({ kind: 'expire', key: argv[1]!, ttlMs, condition });
+      return respond(ctx, result, (c, n) => c.reply.integer(n as number));
     },
   });
 }
@@ -57,9 +57,8 @@ export function ttlCommand(name: 'ttl' | 'pttl', since: string): CommandSpec {
     args: [{ name: 'key', type: 'key' }],
     handler(ctx, argv) {
       const service = ctx.server.service;
-      const ms = service.machine.pttl(argv[1]!, service.now());
-      service.afterWrite();
-      ctx.reply.integer(ms < 0 || name === 'pttl' ? ms : Math.floor((ms + 500) / 1000));
+      const ms = service.read('persistent', (now) => service.machine.pttl(argv[1]!, now));
+      return respond(ctx, ms, (c, v) => c.reply.integer(v < 0 || name === 'pttl' ? v : Math.floor((v + 500) / 1000)));
     },
   });
 }

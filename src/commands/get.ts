@@ -1,4 +1,5 @@
 import { defineCommand } from './spec.js';
+import { respond } from './respond.js';
 
 export default defineCommand({
   name: 'get',
@@ -13,7 +14,7 @@ export default defineCommand({
   args: [{ name: 'key', type: 'key' }],
   handler(ctx, argv) {
     const service = ctx.server.service;
-    ctx.reply.bulkOrNull(service.machine.get(argv[1]!, service.now()));
-    service.afterWrite();
+    const value = service.read('persistent', (now) => service.machine.get(argv[1]!, now));
+    return respond(ctx, value, (c, v) => c.reply.bulkOrNull(v));
   },
 });

@@ -46,7 +46,7 @@ const sections: Record<string, Section> = {
       ['total_net_input_bytes', stats.netInputBytes],
       ['total_net_output_bytes', stats.netOutputBytes],
       ['rejected_connections', stats.rejectedConnections],
-      ['expired_keys', ctx.server.service.expirations],
+      ['expired_keys', ctx.server.service.machine.persistent.expiredTotal + ctx.server.service.machine.ephemeral.expiredTotal],
       ['total_error_replies', 0],
       ['protocol_errors', stats.protocolErrors],
     ];
@@ -66,8 +66,7 @@ const sections: Record<string, Section> = {
   cluster: () => [['cluster_enabled', 0]],
   keyspace: (ctx) => {
     const machine = ctx.server.service.machine;
-    const nowMs = ctx.server.service.now();
-    const keys = machine.dbsize(nowMs);
+    const keys = machine.dbsize();
     if (keys === 0) return [];
     return [['db0', `keys=${keys},expires=${machine.persistent.expiringCount},avg_ttl=0`]];
   },
@@ -75,7 +74,7 @@ const sections: Record<string, Section> = {
     const machine = ctx.server.service.machine;
     const nowMs = ctx.server.service.now();
     return [
-      ['persistent_locks', machine.dbsize(nowMs)],
+      ['persistent_locks', machine.dbsize()],
       ['ephemeral_locks', machine.ephemeral.liveCount(nowMs)],
       ['lock_waiters', ctx.server.service.waiters.size],
       ['remembered_tokens', machine.persistent.tombstoneCount + machine.ephemeral.tombstoneCount],

@@ -1,5 +1,6 @@
 import { defineCommand } from './spec.js';
 import { DURABILITY_ARG, checkTtl, durabilityOf, replyToken, ttlArg } from './lock-args.js';
+import { respond } from './respond.js';
 
 export default defineCommand({
   name: 'kextend',
@@ -21,8 +22,7 @@ export default defineCommand({
   handler(ctx, argv, parsed) {
     const ttlMs = parsed['ttl_ms'] as number;
     if (!checkTtl(ctx, 'kextend', ttlMs)) return;
-    const service = ctx.server.service;
-    replyToken(ctx, service.machine.extend(durabilityOf(parsed), argv[1]!, argv[2]!, ttlMs, service.now()));
-    service.afterWrite();
+    const op = { kind: 'extend', durability: durabilityOf(parsed), resource: argv[1]!, owner: argv[2]!, ttlMs } as const;
+    return respond(ctx, ctx.server.service.write(op), replyToken);
   },
 });

@@ -1,4 +1,5 @@
 import { defineCommand, type CommandSpec } from './spec.js';
+import { respond } from './respond.js';
 
 /** DEL and UNLINK: both release the keys at once (there is no lazy freeing to defer). */
 export function deleteCommand(name: 'del' | 'unlink', summary: string, since: string): CommandSpec {
@@ -14,9 +15,7 @@ export function deleteCommand(name: 'del' | 'unlink', summary: string, since: st
     keys: { first: 1, last: -1, step: 1 },
     args: [{ name: 'key', type: 'key', multiple: true }],
     handler(ctx, argv) {
-      const service = ctx.server.service;
-      ctx.reply.integer(service.machine.del(argv.slice(1), service.now()));
-      service.afterWrite();
+      return respond(ctx, ctx.server.service.write({ kind: 'del', keys: argv.slice(1) }), (c, n) => c.reply.integer(n as number));
     },
   });
 }

@@ -1,4 +1,6 @@
-import { defineCommand } from './spec.js';
+import { defineCommand, type CommandContext } from './spec.js';
+import type { LockInfo } from '../lock/machine.js';
+import { respond } from './respond.js';
 import { DURABILITY_ARG, durabilityOf } from './lock-args.js';
 
 export default defineCommand({
@@ -18,12 +20,16 @@ export default defineCommand({
   ],
   handler(ctx, argv, parsed) {
     const service = ctx.server.service;
-    const info = service.machine.info(durabilityOf(parsed), argv[1]!, service.now());
-    service.afterWrite();
-    if (info === null) return ctx.reply.nullArray();
-    ctx.reply.array(3);
-    ctx.reply.bulk(info.owner);
-    ctx.reply.integer(info.token);
-    ctx.reply.integer(info.remainingMs);
+    const durability = durabilityOf(parsed);
+    const info = service.read(durability, (now) => service.machine.info(durability, argv[1]!, now));
+    return respond(ctx, info, writeInfo);
   },
 });
+
+function writeInfo(ctx: CommandContext, info: LockInfo | null): void {
+  if (info === null) return ctx.reply.nullArray();
+  ctx.reply.array(3);
+  ctx.reply.bulk(info.owner);
+  ctx.reply.integer(info.token);
+  ctx.reply.integer(info.remainingMs);
+}

@@ -1,5 +1,6 @@
 import { defineCommand, type CommandContext } from './spec.js';
 import { DURABILITY_ARG, checkTtl, durabilityOf, replyToken, ttlArg, TTL_MS_MAX } from './lock-args.js';
+import { errorReply, respond } from './respond.js';
 
 export default defineCommand({
   name: 'klock',
@@ -25,11 +26,7 @@ export default defineCommand({
     const durability = durabilityOf(parsed);
     const timeoutMs = parsed['timeout_ms'] as number | undefined;
     const service = ctx.server.service;
-    if (timeoutMs === undefined) {
-      replyToken(ctx, service.lock(durability, argv[1]!, argv[2]!, ttlMs));
-      service.afterWrite();
-      return;
-    }
+    if (timeoutMs === undefined) return respond(ctx, service.lock(durability, argv[1]!, argv[2]!, ttlMs), replyToken);
     if (timeoutMs < 0) return ctx.reply.error('ERR timeout is negative');
     if (timeoutMs > TTL_MS_MAX) return ctx.reply.error('ERR timeout is out of range');
     return wait(ctx, { durability, resource: argv[1]!, owner: argv[2]!, ttlMs, timeoutMs });
@@ -38,28 +35,34 @@ export default defineCommand({
 
 function wait(ctx: CommandContext, request: Parameters<CommandContext['server']['service']['lockOrWait']>[0]): void | Promise<void> {
   const service = ctx.server.service;
-  let resolveWait: () => void = () => undefined;
-  const outcome = service.lockOrWait(request, (token) => {
+  let settled: { value: bigint | null | Error } | undefined;
+  let finish: (() => void) | undefined;
+  const outcome = service.lockOrWait(request, (value) => {
     ctx.client.onClose.delete(leave);
-    replyToken(ctx, token);
-    resolveWait();
+    settled = { value };
+    if (finish !== undefined) finish();
   });
   function leave(): void {
     if (outcome.kind === 'queued') service.cancel(outcome.waiter);
   }
-  if (outcome.kind === 'done') {
-    replyToken(ctx, outcome.token);
-    service.afterWrite();
-    return;
-  }
+  if (outcome.kind === 'done') return respond(ctx, outcome.token, replyToken);
   if (outcome.kind === 'full') {
     const error = outcome.reason === 'resource-full'
       ? `ERR max number of waiters per lock reached (${service.waiters.limits.perResourceMax})`
       : `ERR max number of waiters reached (${service.waiters.limits.totalMax})`;
     return ctx.reply.error(error);
   }
+  const write = (): void => {
+    const value = settled!.value;
+    if (value instanceof Error) ctx.reply.error(errorReply(value));
+    else replyToken(ctx, value);
+  };
+  if (settled !== undefined) return write();
   ctx.client.onClose.add(leave);
   return new Promise<void>((resolve) => {
-    resolveWait = resolve;
+    finish = () => {
+      write();
+      resolve();
+    };
   });
 }

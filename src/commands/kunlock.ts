@@ -1,5 +1,6 @@
 import { defineCommand } from './spec.js';
 import { DURABILITY_ARG, durabilityOf } from './lock-args.js';
+import { respond } from './respond.js';
 
 export default defineCommand({
   name: 'kunlock',
@@ -18,9 +19,7 @@ export default defineCommand({
     DURABILITY_ARG,
   ],
   handler(ctx, argv, parsed) {
-    const service = ctx.server.service;
-    const released = service.machine.unlock(durabilityOf(parsed), argv[1]!, argv[2]!, service.now());
-    ctx.reply.integer(released ? 1 : 0);
-    service.afterWrite();
+    const op = { kind: 'unlock', durability: durabilityOf(parsed), resource: argv[1]!, owner: argv[2]! } as const;
+    return respond(ctx, ctx.server.service.write(op), (c, released) => c.reply.integer(released === true ? 1 : 0));
   },
 });

@@ -34,7 +34,7 @@ export function checkTtl(ctx: CommandContext, command: string, ttlMs: number): b
 }
 
 /** Writes a fencing token, or nil. */
-export function replyToken(ctx: CommandContext, token: bigint | null): void {
+export function replyToken(ctx: CommandContext, token: bigint | null | unknown): void {
   if (token === null) ctx.reply.nullBulk();
-  else ctx.reply.integer(token);
+  else ctx.reply.integer(token as bigint);
 }

@@ -1,4 +1,5 @@
 import { defineCommand } from './spec.js';
+import { respond } from './respond.js';
 
 export default defineCommand({
   name: 'persist',
@@ -12,8 +13,6 @@ export default defineCommand({
   keys: { first: 1, last: 1, step: 1 },
   args: [{ name: 'key', type: 'key' }],
   handler(ctx, argv) {
-    const service = ctx.server.service;
-    ctx.reply.integer(service.machine.persist(argv[1]!, service.now()));
-    service.afterWrite();
+    return respond(ctx, ctx.server.service.write({ kind: 'persist', key: argv[1]! }), (c, n) => c.reply.integer(n as number));
   },
 });

@@ -1,5 +1,6 @@
 import { defineCommand, type CommandContext, type ParsedArgs } from './spec.js';
-import type { SetExpiry } from '../lock/machine.js';
+import type { SetExpiry, SetResult } from '../lock/machine.js';
+import { respond } from './respond.js';
 import { invalidExpire } from './lock-args.js';
 
 const MS_MAX = Number.MAX_SAFE_INTEGER;
@@ -38,18 +39,17 @@ export default defineCommand({
   handler(ctx, argv, parsed) {
     const expiry = expiryOf(ctx, parsed);
     if (expiry === undefined) return;
-    const service = ctx.server.service;
     const mode = parsed['condition'] === 'nx' ? 'nx' : parsed['condition'] === 'xx' ? 'xx' : 'always';
-    const nowMs = service.now();
-    const key = argv[1]!;
-    const alreadyExpired = expiry.kind === 'ttl' && expiry.ttlMs <= 0;
-    const result = service.machine.set(key, argv[2]!, { mode, expiry: alreadyExpired ? { kind: 'none' } : expiry }, nowMs);
-    // EXAT/PXAT in the past: Redis writes the key and deletes it at once.
-    if (result.written && alreadyExpired) service.machine.del([key], nowMs);
-    service.afterWrite();
-    if (parsed['get'] === true) return ctx.reply.bulkOrNull(result.previous);
-    if (result.written) ctx.reply.simple('OK');
-    else ctx.reply.nullBulk();
+    const get = parsed['get'] === true;
+    // EXAT/PXAT in the past: Redis writes the key and it is gone at once; a ttl below zero does that.
+    const effective: SetExpiry = expiry.kind === 'ttl' && expiry.ttlMs <= 0 ? { kind: 'ttl', ttlMs: -1 } : expiry;
+    const result = ctx.server.service.write({ kind: 'set', key: argv[1]!, value: argv[2]!, mode, expiry: effective });
+    return respond(ctx, result, (c, r) => {
+      const { written, previous } = r as SetResult;
+      if (get) c.reply.bulkOrNull(previous);
+      else if (written) c.reply.simple('OK');
+      else c.reply.nullBulk();
+    });
   },
 });
 

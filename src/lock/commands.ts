@@ -25,6 +25,8 @@ export type LockResult = bigint | null | boolean | number | SetResult;
 
 /** Expired locks each applied command reclaims; bounded so apply cost stays O(1). */
 export const EXPIRE_PER_APPLY = 4;
+/** Expired locks a 'tick' command reclaims (the leader proposes ticks while expired locks remain). */
+export const EXPIRE_PER_TICK = 512;
 
 /** Applies one command at its log time. Deterministic: replicas agree on the result and state. */
 export function applyCommand(machine: LockStateMachine, command: LockCommand): LockResult {
@@ -39,7 +41,7 @@ export function applyCommand(machine: LockStateMachine, command: LockCommand): L
     case 'del': result = machine.del(op.keys, now); break;
     case 'expire': result = machine.expire(op.key, op.ttlMs, op.condition, now); break;
     case 'persist': result = machine.persist(op.key, now); break;
-    case 'tick': result = 0; break;
+    case 'tick': result = machine.expireDue(now, EXPIRE_PER_TICK); break;
   }
   machine.expireDue(now, EXPIRE_PER_APPLY);
   return result;

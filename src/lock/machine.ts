@@ -78,9 +78,9 @@ export class LockStateMachine {
     return holder.token;
   }
 
-  /** KGETLOCK. */
+  /** KGETLOCK. Reads never change state. */
   info(durability: Durability, resource: string, nowMs: number): LockInfo | null {
-    const holder = this.table(durability).lookup(resource, nowMs);
+    const holder = this.table(durability).peek(resource, nowMs);
     if (holder === undefined) return null;
     return { owner: holder.owner, token: holder.token, remainingMs: remaining(holder, nowMs) };
   }
@@ -102,7 +102,7 @@ export class LockStateMachine {
 
   /** GET: the owner of a PERSISTENT lock, or undefined. */
   get(key: string, nowMs: number): string | undefined {
-    return this.persistent.lookup(key, nowMs)?.owner;
+    return this.persistent.peek(key, nowMs)?.owner;
   }
 
   /** DEL / UNLINK: how many of the keys existed (each is released). */
@@ -120,7 +120,7 @@ export class LockStateMachine {
   /** EXISTS: counts every occurrence, like Redis (EXISTS k k → 2). */
   exists(keys: readonly string[], nowMs: number): number {
     let count = 0;
-    for (const key of keys) if (this.persistent.lookup(key, nowMs) !== undefined) count += 1;
+    for (const key of keys) if (this.persistent.peek(key, nowMs) !== undefined) count += 1;
     return count;
   }
 
@@ -156,14 +156,17 @@ export class LockStateMachine {
 
   /** PTTL: -2 missing, -1 no expiry, else remaining ms. */
   pttl(key: string, nowMs: number): number {
-    const holder = this.persistent.lookup(key, nowMs);
+    const holder = this.persistent.peek(key, nowMs);
     if (holder === undefined) return -2;
     return remaining(holder, nowMs);
   }
 
-  /** DBSIZE: live PERSISTENT keys. */
-  dbsize(nowMs: number): number {
-    return this.persistent.liveCount(nowMs);
+  /**
+   * DBSIZE: PERSISTENT keys, like Redis counting keys that expired but were
+   * not reclaimed yet (reads never change state).
+   */
+  dbsize(): number {
+    return this.persistent.sizeIncludingExpired;
   }
 
   /** Bounded active expiry over both namespaces; returns locks released. */

@@ -1,79 +1,138 @@
 import { DeadlineHeap } from './heap.js';
 import { LockStateMachine, type Durability } from './machine.js';
 import { WaitQueues, queueKey, type Waiter, type WaiterLimits, DEFAULT_WAITER_LIMITS } from './waiters.js';
-import type { LockTableLimits } from './table.js';
-import { DEFAULT_TABLE_LIMITS, NO_EXPIRY } from './table.js';
+import { applyCommand, type LockOp, type LockResult } from './commands.js';
 
 /** Monotonic milliseconds; injected so tests and the simulator control time. */
 export type Clock = () => number;
 
-/** Arms (or re-arms) the single wake-up the service needs at log time atMs. */
+/** Arms (or re-arms) the single wake-up the service needs at clock time atMs. */
 export type WakeScheduler = (atMs: number) => void;
+
+/**
+ * Where PERSISTENT writes and reads go: the node's Raft replica. Without one
+ * the service applies them in memory (tests, benchmarks of the state machine).
+ */
+export interface Replicator {
+  propose(op: LockOp): Promise<LockResult>;
+  read<T>(fn: (logNowMs: number) => T): Promise<T>;
+  /** The leader's log clock. */
+  logNow(): number;
+}
 
 export interface LockServiceOptions {
   clock: Clock;
+  machine?: LockStateMachine;
+  replicator?: Replicator;
   scheduleWake?: WakeScheduler;
-  tableLimits?: LockTableLimits;
   waiterLimits?: WaiterLimits;
 }
 
+/** A result now, or once the write is committed (PERSISTENT writes behind Raft). */
+export type Maybe<T> = T | Promise<T>;
+
 export type WaitOutcome =
-  | { kind: 'done'; token: bigint | null }
+  | { kind: 'done'; token: Maybe<bigint | null> }
   | { kind: 'queued'; waiter: Waiter }
   | { kind: 'full'; reason: 'resource-full' | 'total-full' };
 
 /**
- * The lock service of one node: the state machine plus what lives only on the
- * node serving it (blocking waiters and their wake-ups). Commands call the
- * state machine through here so waiters are served in FIFO order whenever a
- * resource is freed, by unlock or by expiry.
+ * The lock service of one node: routes writes (PERSISTENT through the Raft
+ * log, EPHEMERAL to the leader's memory), serves reads, and keeps what lives
+ * only on the node serving clients: blocking waiters and their wake-ups.
+ * Waiters are served in FIFO order whenever a resource is freed, by unlock or
+ * by expiry.
  */
 export class LockService {
   readonly machine: LockStateMachine;
   readonly waiters: WaitQueues;
   readonly clock: Clock;
+  private readonly replicator: Replicator | undefined;
   private readonly scheduleWake: WakeScheduler;
-  /** Deadlines of waiter timeouts and of holders' expiries that waiters wait on. */
+  /** Deadlines (clock ms) of waiter timeouts and of holders' expiries that waiters wait on. */
   private readonly wakeups = new DeadlineHeap();
+  /** Queues whose head has a lock attempt in flight. */
+  private readonly serving = new Set<string>();
   private armedAtMs = Infinity;
-  expirations = 0;
 
   constructor(options: LockServiceOptions) {
     this.clock = options.clock;
+    this.replicator = options.replicator;
     this.scheduleWake = options.scheduleWake ?? (() => undefined);
-    this.machine = new LockStateMachine(options.tableLimits ?? DEFAULT_TABLE_LIMITS);
+    this.machine = options.machine ?? new LockStateMachine();
     this.waiters = new WaitQueues(options.waiterLimits ?? DEFAULT_WAITER_LIMITS);
   }
 
+  /** Log time now: what leases are measured against. */
   now(): number {
-    return this.clock();
+    return this.replicator !== undefined ? this.replicator.logNow() : this.clock();
   }
 
-  /** KLOCK without WAIT; waiters queued on the resource go first. */
-  lock(durability: Durability, resource: string, owner: string, ttlMs: number): bigint | null {
-    const nowMs = this.clock();
-    if (this.waiters.has(durability, resource)) this.serve(durability, resource, nowMs);
-    return this.machine.lock(durability, resource, owner, ttlMs, nowMs);
+  /** Applies a write: through the replicated log for PERSISTENT data, in memory for EPHEMERAL. */
+  write(op: LockOp): Maybe<LockResult> {
+    if (this.replicator !== undefined && isPersistent(op)) return this.replicator.propose(op);
+    const result = applyCommand(this.machine, { logTimeMs: this.now(), op });
+    this.afterWrite();
+    return result;
+  }
+
+  /** Runs a read on state that reflects every acknowledged write (ReadIndex or lease for PERSISTENT). */
+  read<T>(durability: Durability, fn: (nowMs: number) => T): Maybe<T> {
+    if (this.replicator !== undefined && durability === 'persistent') return this.replicator.read(fn);
+    return fn(this.now());
+  }
+
+  /** KLOCK without WAIT. While others wait for the resource, only its holder gets a token. */
+  lock(durability: Durability, resource: string, owner: string, ttlMs: number): Maybe<bigint | null> {
+    if (this.waiters.has(durability, resource)) {
+      this.serve(durability, resource);
+      const holder = this.machine.info(durability, resource, this.now());
+      if (holder?.owner !== owner) return null;
+    }
+    return this.write({ kind: 'lock', durability, resource, owner, ttlMs }) as Maybe<bigint | null>;
   }
 
   /**
    * KLOCK ... WAIT: granted at once if possible, otherwise queued (FIFO) until
    * the resource is freed or timeoutMs passes. settle is called exactly once
-   * for a queued waiter.
+   * for a queued waiter: a token, null on timeout, or an Error.
    */
   lockOrWait(
     request: { durability: Durability; resource: string; owner: string; ttlMs: number; timeoutMs: number },
-    settle: (token: bigint | null) => void,
+    settle: (token: bigint | null | Error) => void,
   ): WaitOutcome {
-    const token = this.lock(request.durability, request.resource, request.owner, request.ttlMs);
-    if (token !== null || request.timeoutMs <= 0) return { kind: 'done', token };
-    const nowMs = this.clock();
-    const waiter: Waiter = { ...request, deadlineMs: nowMs + request.timeoutMs, settle, done: false };
+    const { durability, resource, owner, ttlMs } = request;
+    if (request.timeoutMs <= 0) return { kind: 'done', token: this.lock(durability, resource, owner, ttlMs) };
+    // Free with nobody waiting: take it directly (a free lock is granted even when the queues are full).
+    if (!this.waiters.has(durability, resource) && this.machine.info(durability, resource, this.now()) === null) {
+      const token = this.write({ kind: 'lock', durability, resource, owner, ttlMs }) as Maybe<bigint | null>;
+      return { kind: 'done', token: token instanceof Promise ? token.then((t) => (t === null ? this.lateWait(request) : t)) : token };
+    }
+    // The holder asking again gets its token at once, without queueing behind others.
+    if (this.machine.info(durability, resource, this.now())?.owner === owner) {
+      return { kind: 'done', token: this.write({ kind: 'lock', durability, resource, owner, ttlMs }) as Maybe<bigint | null> };
+    }
+    const waiter: Waiter = { ...request, deadlineMs: this.clock() + request.timeoutMs, settle, done: false };
     const result = this.waiters.enqueue(waiter);
     if (result !== 'queued') return { kind: 'full', reason: result };
-    this.wake(waiter.deadlineMs, request.durability, request.resource);
-    this.watchHolder(request.durability, request.resource, nowMs);
+    this.wake(waiter.deadlineMs, durability, resource);
+    // May settle the waiter before returning, when the lock is free.
+    this.serve(durability, resource);
     return { kind: 'queued', waiter };
+  }
+
+  /** A direct attempt lost a race for the lock: wait like any other caller, as WAIT promised. */
+  private lateWait(
+    request: { durability: Durability; resource: string; owner: string; ttlMs: number; timeoutMs: number },
+  ): Promise<bigint | null> {
+    return new Promise((resolve, reject) => {
+      const outcome = this.lockOrWait(request, (value) => {
+        if (value instanceof Error) reject(value);
+        else resolve(value);
+      });
+      if (outcome.kind === 'full') resolve(null);
+      else if (outcome.kind === 'done') Promise.resolve(outcome.token).then(resolve, reject);
+    });
   }
 
   /** Drops a waiter whose client went away; it is not settled. */
@@ -81,16 +140,13 @@ export class LockService {
     this.waiters.remove(waiter);
   }
 
-  /** Call after every write: serves waiters of resources the write freed. */
+  /** Call after state changes (applied writes): serves waiters of resources that were freed. */
   afterWrite(): void {
-    if (this.waiters.size === 0) {
-      this.machine.persistent.drainFreed();
-      this.machine.ephemeral.drainFreed();
-      return;
-    }
-    const nowMs = this.clock();
-    this.serveFreed('persistent', this.machine.persistent.drainFreed(), nowMs);
-    this.serveFreed('ephemeral', this.machine.ephemeral.drainFreed(), nowMs);
+    const persistent = this.machine.persistent.drainFreed();
+    const ephemeral = this.machine.ephemeral.drainFreed();
+    if (this.waiters.size === 0) return;
+    for (const resource of persistent) this.serve('persistent', resource);
+    for (const resource of ephemeral) this.serve('ephemeral', resource);
   }
 
   /** Runs due wake-ups: waiter timeouts and expiries of contended locks. */
@@ -101,40 +157,62 @@ export class LockService {
       const key = this.wakeups.peekKey()!;
       this.wakeups.pop();
       const durability: Durability = key.charCodeAt(0) === 112 ? 'persistent' : 'ephemeral';
-      this.serve(durability, key.slice(2), nowMs);
       this.expireWaiters(durability, key.slice(2), nowMs);
+      this.serve(durability, key.slice(2));
     }
     this.afterWrite();
     this.rearm();
   }
 
-  /** Bounded active expiry; returns how many locks expired. */
+  /**
+   * Bounded active expiry of locks this node reclaims itself: EPHEMERAL ones
+   * always, PERSISTENT ones only without a replicated log (there, expiry is
+   * reclaimed as log entries apply). Returns how many locks expired.
+   */
   activeExpire(budget: number): number {
-    const released = this.machine.expireDue(this.clock(), budget);
-    this.expirations += released;
+    const nowMs = this.now();
+    let released = this.machine.ephemeral.expireDue(nowMs, budget);
+    if (this.replicator === undefined) released += this.machine.persistent.expireDue(nowMs, budget);
     if (released > 0) this.afterWrite();
     return released;
   }
 
-  private serveFreed(durability: Durability, freed: readonly string[], nowMs: number): void {
-    for (const resource of freed) {
-      if (this.waiters.has(durability, resource)) this.serve(durability, resource, nowMs);
-    }
+  /** Grants a free resource to its first waiter; one attempt in flight per queue. */
+  private serve(durability: Durability, resource: string): void {
+    const key = queueKey(durability, resource);
+    if (this.serving.has(key)) return;
+    const head = this.waiters.head(durability, resource);
+    if (head === undefined) return;
+    const attempt = this.write({ kind: 'lock', durability, resource, owner: head.owner, ttlMs: head.ttlMs }) as Maybe<bigint | null>;
+    if (!(attempt instanceof Promise)) return this.served(head, attempt);
+    this.serving.add(key);
+    attempt.then(
+      (token) => {
+        this.serving.delete(key);
+        this.served(head, token);
+      },
+      (error: Error) => {
+        this.serving.delete(key);
+        if (!head.done) {
+          this.waiters.remove(head);
+          head.settle(error);
+        }
+        this.serve(durability, resource);
+      },
+    );
   }
 
-  /** Grants a free resource to its first waiter, then watches the new holder's expiry. */
-  private serve(durability: Durability, resource: string, nowMs: number): void {
-    while (true) {
-      const head = this.waiters.head(durability, resource);
-      if (head === undefined) return;
-      const token = this.machine.lock(durability, resource, head.owner, head.ttlMs, nowMs);
-      if (token === null) {
-        this.watchHolder(durability, resource, nowMs);
-        return;
-      }
+  private served(head: Waiter, token: bigint | null): void {
+    if (token === null) {
+      this.watchHolder(head.durability, head.resource);
+      return;
+    }
+    // A waiter that left meanwhile keeps nothing: its lease simply runs out.
+    if (!head.done) {
       this.waiters.remove(head);
       head.settle(token);
     }
+    this.serve(head.durability, head.resource);
   }
 
   /** Settles with nil every waiter on the resource whose deadline has passed. */
@@ -146,11 +224,14 @@ export class LockService {
     }
   }
 
-  /** Wakes the queue when the current holder's lease runs out (now > expiresAt). */
-  private watchHolder(durability: Durability, resource: string, nowMs: number): void {
-    const holder = this.machine.table(durability).lookup(resource, nowMs);
-    if (holder !== undefined && holder.expiresAtMs !== NO_EXPIRY) {
-      this.wake(holder.expiresAtMs + 1, durability, resource);
+  /** Wakes the queue when the current holder's lease runs out (log time past expiresAt). */
+  private watchHolder(durability: Durability, resource: string): void {
+    const logNow = this.now();
+    const holder = this.machine.info(durability, resource, logNow);
+    if (holder !== null && holder.remainingMs >= 0) {
+      this.wake(this.clock() + holder.remainingMs + 1, durability, resource);
+    } else if (holder === null) {
+      this.wake(this.clock(), durability, resource);
     }
   }
 
@@ -166,11 +247,8 @@ export class LockService {
     this.armedAtMs = Infinity;
     const nowMs = this.clock();
     for (const [key, queue] of this.waiters.allQueues()) {
-      const durability: Durability = key.charCodeAt(0) === 112 ? 'persistent' : 'ephemeral';
       for (const waiter of queue) this.wakeups.push(waiter.deadlineMs, key);
-      const holder = this.machine.table(durability).lookup(key.slice(2), nowMs);
-      if (holder === undefined) this.wakeups.push(nowMs, key);
-      else if (holder.expiresAtMs !== NO_EXPIRY) this.wakeups.push(holder.expiresAtMs + 1, key);
+      this.wakeups.push(nowMs, key);
     }
   }
 
@@ -182,3 +260,15 @@ export class LockService {
     }
   }
 }
+
+function isPersistent(op: LockOp): boolean {
+  switch (op.kind) {
+    case 'lock':
+    case 'unlock':
+    case 'extend':
+      return op.durability === 'persistent';
+    default:
+      return true;
+  }
+}
+

@@ -44,6 +44,8 @@ export class LockTable {
   private readonly expiries = new DeadlineHeap();
   private tokenFloor = 0n;
   private live = 0;
+  /** Locks released because their lease ran out (INFO expired_keys). */
+  expiredTotal = 0;
   /** Live holders with a finite expiry (for INFO keyspace without a scan). */
   private expiring = 0;
   /** Where the last tombstone eviction pass stopped (Map iterators survive deletes). */
@@ -62,9 +64,20 @@ export class LockTable {
     const record = this.records.get(resource);
     if (record === undefined || record.owner === null) return undefined;
     if (nowMs > record.expiresAtMs) {
+      this.expiredTotal += 1;
       this.releaseRecord(resource, record);
       return undefined;
     }
+    return record as Holder;
+  }
+
+  /**
+   * The current holder without changing anything: reads must not mutate, so
+   * that every replica's state depends only on the log it applied.
+   */
+  peek(resource: string, nowMs: number): Holder | undefined {
+    const record = this.records.get(resource);
+    if (record === undefined || record.owner === null || nowMs > record.expiresAtMs) return undefined;
     return record as Holder;
   }
 
@@ -127,6 +140,7 @@ export class LockTable {
       this.expiries.pop();
       const record = this.records.get(resource);
       if (record !== undefined && record.owner !== null && record.expiresAtMs === deadline) {
+        this.expiredTotal += 1;
         this.releaseRecord(resource, record);
         released += 1;
       }

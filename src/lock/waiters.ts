@@ -15,8 +15,8 @@ export interface Waiter {
   readonly owner: string;
   readonly ttlMs: number;
   readonly deadlineMs: number;
-  /** Called once: the fencing token when granted, null on timeout. */
-  readonly settle: (token: bigint | null) => void;
+  /** Called once: the fencing token when granted, null on timeout, an Error when the attempt failed. */
+  readonly settle: (token: bigint | null | Error) => void;
   /** Set once the waiter left its queue (granted, timed out or cancelled). */
   done: boolean;
 }

@@ -1,6 +1,10 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { LockService } from '../lock/service.js';
+import { join } from 'node:path';
+import { LockService, type Replicator } from '../lock/service.js';
+import { LockStateMachine } from '../lock/machine.js';
+import { Replica } from '../cluster/replica.js';
+import { Wal, nodeFs } from '../storage/index.js';
 import type { ClientState, CommandSpec, ServerInfo, ServerStats } from '../commands/spec.js';
 import { COMMANDS } from '../commands/table.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
@@ -12,6 +16,10 @@ import { SILENT, type Logger } from './log.js';
 const EXPIRE_CYCLE_MS = 100;
 const EXPIRE_CYCLE_BUDGET_MS = 5;
 const EXPIRE_BATCH = 256;
+
+/** Raft's logical clock: one tick, and an election timeout of ten ticks. */
+const RAFT_TICK_MS = 100;
+const LEADERSHIP_WAIT_MS = 10_000;
 
 /** Integer monotonic milliseconds. */
 export const monotonicMs = (): number => Math.floor(performance.now());
@@ -29,12 +37,21 @@ export class RaftlockServer implements ConnectionHost {
   private wakeTimer: NodeJS.Timeout | undefined;
   private expireTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private replica: Replica | undefined;
+  private wal: Wal | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly config: ServerConfig = DEFAULT_CONFIG, readonly log: Logger = SILENT) {
+    const replicator: Replicator = {
+      propose: (op) => this.leaderReplica().propose(op),
+      read: (fn) => this.leaderReplica().read(fn),
+      logNow: () => this.replica?.logNow() ?? monotonicMs(),
+    };
     this.service = new LockService({
       clock: monotonicMs,
+      machine: new LockStateMachine({ tombstonesMax: config.tombstonesMax }),
+      replicator,
       scheduleWake: (atMs) => this.scheduleWake(atMs),
-      tableLimits: { tombstonesMax: config.tombstonesMax },
       waiterLimits: { perResourceMax: config.waitersPerLockMax, totalMax: config.waitersMax },
     });
     const stats: ServerStats = {
@@ -60,8 +77,12 @@ export class RaftlockServer implements ConnectionHost {
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
-  /** Listens; resolves with the bound port (useful with port 0). */
+  /**
+   * Opens the WAL and the node's Raft group (replaying every durable entry),
+   * waits for leadership, then listens. Resolves with the bound port.
+   */
   async listen(): Promise<number> {
+    await this.openReplica();
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
       this.listener.listen(this.config.port, this.config.bind, () => {
@@ -83,15 +104,58 @@ export class RaftlockServer implements ConnectionHost {
     return this.connections.size;
   }
 
-  /** Stops accepting, closes every client, stops timers. Idempotent. */
+  /** Stops accepting, closes every client, stops timers and the replica, closes the WAL. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= new Promise<void>((resolve) => {
+    this.closing ??= (async () => {
       clearInterval(this.expireTimer);
+      clearInterval(this.tickTimer);
       clearTimeout(this.wakeTimer);
-      this.listener.close(() => resolve());
+      const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
       for (const connection of this.connections) connection.close();
-    });
+      if (this.listener.listening) await closed;
+      this.replica?.stop();
+      await this.wal?.close();
+    })();
     return this.closing;
+  }
+
+  private async openReplica(): Promise<void> {
+    const { wal, groups, report } = await Wal.open({ fs: nodeFs, dir: join(this.config.dataDir, 'wal') });
+    this.wal = wal;
+    if (report.truncatedTail !== null) this.log.warn('WAL: truncated a torn tail left by a crash', { ...report.truncatedTail });
+    const replay = groups.get(0);
+    const replica = await Replica.open({
+      id: this.config.nodeId,
+      group: 0,
+      conf: { voters: [this.config.nodeId], learners: [] },
+      wal,
+      replay,
+      machine: this.service.machine,
+      clock: monotonicMs,
+      rng: Math.random,
+      send: () => undefined,
+      onApplied: () => this.service.afterWrite(),
+      onFatal: (error) => {
+        this.log.error('replica failed; stopping', { error: error.message });
+        process.exitCode = 70;
+        void this.close();
+      },
+    });
+    this.replica = replica;
+    this.log.info('replayed the log', { entries: replay?.entries.length ?? 0, segments: report.segments.length });
+    replica.campaign();
+    this.tickTimer = setInterval(() => replica.tick(), RAFT_TICK_MS);
+    this.tickTimer.unref();
+    const deadline = monotonicMs() + LEADERSHIP_WAIT_MS;
+    while (!replica.isLeader) {
+      if (monotonicMs() > deadline) throw new Error(`no leadership after ${LEADERSHIP_WAIT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  private leaderReplica(): Replica {
+    if (this.replica === undefined) throw new Error('the replica is not open');
+    return this.replica;
   }
 
   removeConnection(connection: Connection): void {
@@ -121,11 +185,19 @@ export class RaftlockServer implements ConnectionHost {
     this.wakeTimer = setTimeout(() => this.service.runTimers(), delayMs);
   }
 
-  /** Reclaims expired locks in batches for at most EXPIRE_CYCLE_BUDGET_MS. */
+  /**
+   * Reclaims expired EPHEMERAL locks in batches for at most
+   * EXPIRE_CYCLE_BUDGET_MS; expired PERSISTENT locks are reclaimed through the
+   * log, so a tick command is proposed while some are due.
+   */
   private expireCycle(): void {
     const start = performance.now();
     while (this.service.activeExpire(EXPIRE_BATCH) > 0) {
       if (performance.now() - start > EXPIRE_CYCLE_BUDGET_MS) break;
+    }
+    const replica = this.replica;
+    if (replica?.isLeader === true && this.service.machine.persistent.nextExpiryMs() < replica.logNow()) {
+      replica.propose({ kind: 'tick' }).catch(() => undefined);
     }
   }
 }

@@ -74,10 +74,11 @@ t.test('expired keys disappear without being read', async (t) => {
   const s = await startServer();
   t.teardown(s.close);
   const c = await s.connect();
-  for (let i = 0; i < 500; i++) c.command('SET', `k${i}`, 'v', 'PX', 20);
+  const started = Date.now();
+  for (let i = 0; i < 500; i++) c.command('SET', `k${i}`, 'v', 'PX', 1000);
   for (let i = 0; i < 500; i++) await c.reply();
-  t.equal(s.server.service.machine.persistent.sizeIncludingExpired, 500);
-  await new Promise((r) => setTimeout(r, 350));
+  if (Date.now() - started < 900) t.equal(s.server.service.machine.persistent.sizeIncludingExpired, 500);
+  await new Promise((r) => setTimeout(r, 1500));
   t.equal(s.server.service.machine.persistent.sizeIncludingExpired, 0, 'reclaimed by the active expiry cycle');
-  t.equal(s.server.service.expirations, 500);
+  t.equal(s.server.service.machine.persistent.expiredTotal, 500);
 });

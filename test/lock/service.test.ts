@@ -30,7 +30,7 @@ function harness(options: { perResourceMax?: number; totalMax?: number } = {}) {
   };
 }
 
-type Outcome = bigint | null | 'pending';
+type Outcome = bigint | null | Error | 'pending';
 
 function waitFor(h: ReturnType<typeof harness>, owner: string, timeoutMs: number, resource = 'r') {
   const result: { value: Outcome } = { value: 'pending' };
@@ -40,7 +40,7 @@ function waitFor(h: ReturnType<typeof harness>, owner: string, timeoutMs: number
       result.value = token;
     },
   );
-  if (outcome.kind === 'done') result.value = outcome.token;
+  if (outcome.kind === 'done') result.value = outcome.token as bigint | null;
   return { result, outcome };
 }
 

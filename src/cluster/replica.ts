@@ -1,0 +1,306 @@
+import { RawNode } from '../../raft/rawnode.js';
+import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, MemoryStorage } from '../../raft/storage.js';
+import type { ConfState, Entry, Message, NodeId, Ready } from '../../raft/types.js';
+import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
+import type { RaftConfig } from '../../raft/config.js';
+import type { Wal, GroupReplay, WalRecord } from '../storage/index.js';
+import { applyCommand, decodeCommand, encodeCommand, type LockOp, type LockResult } from '../lock/commands.js';
+import type { LockStateMachine } from '../lock/machine.js';
+
+/** The replica is not the leader (or lost leadership before the outcome was known). */
+export class NotLeaderError extends Error {
+  readonly code = 'RAFTLOCK_ERR_NOT_LEADER';
+  override readonly name = 'NotLeaderError';
+  constructor(readonly leader: NodeId | null) {
+    super(leader === null ? 'no leader' : `not the leader (leader is ${leader})`);
+  }
+}
+
+/** The command may or may not have been applied (e.g. leadership moved while it was in flight). */
+export class OutcomeUnknownError extends Error {
+  readonly code = 'RAFTLOCK_ERR_OUTCOME_UNKNOWN';
+  override readonly name = 'OutcomeUnknownError';
+  constructor(detail: string) {
+    super(`outcome unknown: ${detail}`);
+  }
+}
+
+export interface ReplicaOptions {
+  id: NodeId;
+  group: number;
+  /** Founding membership (used when the WAL holds nothing for this group). */
+  conf: ConfState;
+  wal: Wal;
+  replay: GroupReplay | undefined;
+  machine: LockStateMachine;
+  /** This node's monotonic clock in ms (injected: the simulator drifts it). */
+  clock: () => number;
+  rng: () => number;
+  send: (messages: Message[]) => void;
+  raft?: Partial<Omit<RaftConfig, 'id' | 'storage' | 'rng' | 'applied'>>;
+  /** Called after committed entries were applied (the lock service then serves waiters). */
+  onApplied?: () => void;
+  /** Called when the WAL fails: the node must stop (it cannot keep promises it can no longer persist). */
+  onFatal?: (error: Error) => void;
+}
+
+interface Pending {
+  term: number;
+  resolve: (result: LockResult) => void;
+  reject: (error: Error) => void;
+}
+
+interface PendingRead {
+  run: () => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * One node's replica of one Raft group (a partition) running the lock state
+ * machine: the Ready loop (persist to the WAL, then send, then apply, then
+ * advance), proposals that resolve with their result once applied, and
+ * linearizable reads. The same code runs in the server and in the simulator.
+ *
+ * Log time: every command carries the leader's log clock, which starts at
+ * the latest log time in its log when it becomes leader and then follows its
+ * own monotonic clock; so log time never goes backwards, and time when there
+ * is no leader (or the node is down) does not count against any lease.
+ */
+export class Replica {
+  readonly raw: RawNode;
+  private readonly storage: MemoryStorage;
+  private readonly pending = new Map<number, Pending>();
+  private readonly reads = new Map<string, PendingRead>();
+  private readonly appliedWaiters: { index: number; run: () => void }[] = [];
+  private nextReadId = 0;
+  private driving = false;
+  private again = false;
+  private failed: Error | null = null;
+  private leader: NodeId | null = null;
+  private role = 'follower';
+  private applied = 0;
+  /** Largest log time applied or appended. */
+  private lastLogTimeMs = 0;
+  /** While leader: log time = logBaseMs + (clock() - clockBaseMs). */
+  private logBaseMs = 0;
+  private clockBaseMs = 0;
+
+  /**
+   * Opens the replica from what its WAL replayed. A group new to this WAL
+   * first records the founding snapshot (index 1, term 1: the initial
+   * membership) so that the WAL's log starts where the Raft log does.
+   */
+  static async open(options: ReplicaOptions): Promise<Replica> {
+    if (options.replay === undefined) {
+      await options.wal.append([{ type: 'snapshot', group: options.group, index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM }]);
+    } else if (options.replay.snapshot === null || options.replay.snapshot.index !== BOOTSTRAP_INDEX) {
+      throw new Error(`group ${options.group}: restoring from a state-machine snapshot is not supported yet`);
+    }
+    return new Replica(options);
+  }
+
+  private constructor(private readonly options: ReplicaOptions) {
+    this.storage = new MemoryStorage(options.conf);
+    const replay = options.replay;
+    if (replay !== undefined) {
+      this.storage.append(replay.entries);
+      if (replay.hardState !== null) this.storage.setHardState(replay.hardState);
+      for (const entry of replay.entries) this.noteLogTime(entry);
+    }
+    this.applied = this.storage.snapshot().meta.index;
+    this.raw = new RawNode({ ...options.raft, id: options.id, storage: this.storage, rng: options.rng, applied: this.applied });
+  }
+
+  get isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  get leaderId(): NodeId | null {
+    return this.leader;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  /** The leader's log clock (meaningful on the leader only). */
+  logNow(): number {
+    const t = this.logBaseMs + (this.options.clock() - this.clockBaseMs);
+    return t > this.lastLogTimeMs ? t : this.lastLogTimeMs;
+  }
+
+  tick(): void {
+    this.raw.tick();
+    this.kick();
+  }
+
+  step(message: Message): void {
+    this.raw.step(message);
+    this.kick();
+  }
+
+  /** Starts an election now (a single-member group elects itself at once). */
+  campaign(): void {
+    this.raw.campaign();
+    this.kick();
+  }
+
+  /**
+   * Replicates a write; resolves with its result once applied here. Rejects
+   * with NotLeaderError when it was certainly not appended, or
+   * OutcomeUnknownError when it may still commit.
+   */
+  propose(op: LockOp): Promise<LockResult> {
+    if (this.failed !== null) return Promise.reject(this.failed);
+    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.leader));
+    const logTimeMs = this.logNow();
+    let at: { index: number; term: number };
+    try {
+      at = this.raw.propose(encodeCommand({ logTimeMs, op }));
+    } catch (error) {
+      if (error instanceof ErrProposalDropped) return Promise.reject(new NotLeaderError(this.leader));
+      throw error;
+    }
+    this.lastLogTimeMs = logTimeMs;
+    const promise = new Promise<LockResult>((resolve, reject) => {
+      this.pending.set(at.index, { term: at.term, resolve, reject });
+    });
+    this.kick();
+    return promise;
+  }
+
+  /**
+   * Runs fn once this replica's state reflects every write committed before
+   * the call (ReadIndex; or at once under a valid leader lease). fn gets the
+   * log time to evaluate leases at.
+   */
+  read<T>(fn: (logNowMs: number) => T): Promise<T> {
+    if (this.failed !== null) return Promise.reject(this.failed);
+    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.leader));
+    if (this.raw.leaseValid() && this.applied >= this.raw.status().commit) return Promise.resolve(fn(this.logNow()));
+    return new Promise<T>((resolve, reject) => {
+      const id = String(this.nextReadId++);
+      this.reads.set(id, { run: () => resolve(fn(this.logNow())), reject });
+      try {
+        this.raw.readIndex(new TextEncoder().encode(id));
+      } catch (error) {
+        this.reads.delete(id);
+        reject(error instanceof ErrReadIndexDropped ? new NotLeaderError(this.leader) : error);
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  /** Stops the Ready loop for good (shutdown): pending commands get OutcomeUnknownError. */
+  stop(): void {
+    this.fail(new Error('replica stopped'), false);
+  }
+
+  /** Runs the Ready loop until nothing is left; one loop at a time. */
+  private kick(): void {
+    if (this.driving) {
+      this.again = true;
+      return;
+    }
+    this.driving = true;
+    void this.drive().catch((error: Error) => this.fail(error));
+  }
+
+  private async drive(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (this.failed === null && this.raw.hasReady()) await this.handleReady(this.raw.ready());
+      } while (this.again && this.failed === null);
+    } finally {
+      this.driving = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.snapshot !== undefined) throw new Error('snapshot install is not supported by this replica yet');
+    const records: WalRecord[] = [];
+    if (rd.entries.length > 0) records.push({ type: 'entries', group: this.options.group, entries: rd.entries });
+    if (rd.hardState !== undefined) records.push({ type: 'hardState', group: this.options.group, hardState: rd.hardState });
+    // Entries and the vote are durable before any message that depends on them leaves.
+    if (records.length > 0) await this.options.wal.append(records);
+    this.storage.append(rd.entries);
+    if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
+    for (const entry of rd.entries) this.noteLogTime(entry);
+    if (rd.messages.length > 0) this.options.send(rd.messages);
+    if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader);
+    for (const entry of rd.committedEntries) this.apply(entry);
+    if (rd.committedEntries.length > 0) this.options.onApplied?.();
+    for (const state of rd.readStates) this.serveRead(new TextDecoder().decode(state.ctx), state.index);
+    this.raw.advance(rd);
+    this.runAppliedWaiters();
+  }
+
+  private apply(entry: Entry): void {
+    let result: LockResult = null;
+    if (entry.type === 'normal') {
+      const command = decodeCommand(entry.data);
+      if (command.logTimeMs > this.lastLogTimeMs) this.lastLogTimeMs = command.logTimeMs;
+      result = applyCommand(this.options.machine, command);
+    } else if (entry.type === 'conf') {
+      throw new Error('membership changes are not supported by this replica yet');
+    }
+    this.applied = entry.index;
+    const waiting = this.pending.get(entry.index);
+    if (waiting === undefined) return;
+    this.pending.delete(entry.index);
+    // Another leader's entry took this index: ours can never commit.
+    if (waiting.term !== entry.term) waiting.reject(new NotLeaderError(this.leader));
+    else waiting.resolve(result);
+  }
+
+  private serveRead(id: string, index: number): void {
+    const read = this.reads.get(id);
+    if (read === undefined) return;
+    this.reads.delete(id);
+    if (this.applied >= index) read.run();
+    else this.appliedWaiters.push({ index, run: read.run });
+  }
+
+  private runAppliedWaiters(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const ready = this.appliedWaiters.filter((w) => w.index <= this.applied);
+    if (ready.length === 0) return;
+    this.appliedWaiters.splice(0, this.appliedWaiters.length, ...this.appliedWaiters.filter((w) => w.index > this.applied));
+    for (const waiter of ready) waiter.run();
+  }
+
+  private changeRole(role: string, leader: NodeId | null): void {
+    const wasLeader = this.role === 'leader';
+    this.role = role;
+    this.leader = leader;
+    if (role === 'leader' && !wasLeader) {
+      this.logBaseMs = this.lastLogTimeMs;
+      this.clockBaseMs = this.options.clock();
+    }
+    if (wasLeader && role !== 'leader') {
+      const error = new OutcomeUnknownError('leadership lost while the command was in flight');
+      for (const p of this.pending.values()) p.reject(error);
+      this.pending.clear();
+      for (const r of this.reads.values()) r.reject(new NotLeaderError(leader));
+      this.reads.clear();
+    }
+  }
+
+  private noteLogTime(entry: Entry): void {
+    if (entry.type !== 'normal') return;
+    const t = decodeCommand(entry.data).logTimeMs;
+    if (t > this.lastLogTimeMs) this.lastLogTimeMs = t;
+  }
+
+  private fail(error: Error, fatal = true): void {
+    if (this.failed !== null) return;
+    this.failed = error;
+    for (const p of this.pending.values()) p.reject(new OutcomeUnknownError(error.message));
+    this.pending.clear();
+    for (const r of this.reads.values()) r.reject(error);
+    this.reads.clear();
+    if (fatal) this.options.onFatal?.(error);
+  }
+}
