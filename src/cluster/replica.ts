@@ -218,8 +218,17 @@ export class Replica {
     }
   }
 
+  /**
+   * Committed entries are applied first: they are already durable on a
+   * quorum (on the leader, in its own WAL), so their clients need not wait
+   * for the fsync of the entries that arrived since. Then the new entries and
+   * hard state are made durable, and only then are messages sent.
+   */
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.snapshot !== undefined) throw new Error('snapshot install is not supported by this replica yet');
+    if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader);
+    for (const entry of rd.committedEntries) this.apply(entry);
+    if (rd.committedEntries.length > 0) this.options.onApplied?.();
     const records: WalRecord[] = [];
     if (rd.entries.length > 0) records.push({ type: 'entries', group: this.options.group, entries: rd.entries });
     if (rd.hardState !== undefined) records.push({ type: 'hardState', group: this.options.group, hardState: rd.hardState });
@@ -229,9 +238,6 @@ export class Replica {
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     for (const entry of rd.entries) this.noteLogTime(entry);
     if (rd.messages.length > 0) this.options.send(rd.messages);
-    if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader);
-    for (const entry of rd.committedEntries) this.apply(entry);
-    if (rd.committedEntries.length > 0) this.options.onApplied?.();
     for (const state of rd.readStates) this.serveRead(new TextDecoder().decode(state.ctx), state.index);
     this.raw.advance(rd);
     this.runAppliedWaiters();

@@ -34,6 +34,17 @@ export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<vo
 
 const NO_ARGS = Object.freeze({});
 
+/**
+ * Whether argv may run while earlier writes of the same client wait for the
+ * log: writes may (the log keeps their order); anything else waits, so a
+ * client always reads its own writes.
+ */
+export function pipelinable(argv: readonly string[]): boolean {
+  const name = argv[0]!;
+  const entry = TABLE.get(name) ?? TABLE.get(name.toLowerCase());
+  return entry !== undefined && entry.subcommands === null && entry.spec.flags.includes('write');
+}
+
 /** Redis's text, user bytes included verbatim but CR/LF turned into spaces. */
 export function unknownCommand(argv: readonly string[]): string {
   let args = '';

@@ -1,4 +1,4 @@
-import { defineCommand, type CommandContext } from './spec.js';
+import { BLOCKING, defineCommand, type CommandContext } from './spec.js';
 import { DURABILITY_ARG, checkTtl, durabilityOf, replyToken, ttlArg, TTL_MS_MAX } from './lock-args.js';
 import { errorReply, respond } from './respond.js';
 
@@ -59,10 +59,11 @@ function wait(ctx: CommandContext, request: Parameters<CommandContext['server'][
   };
   if (settled !== undefined) return write();
   ctx.client.onClose.add(leave);
-  return new Promise<void>((resolve) => {
+  const blocked = new Promise<void>((resolve) => {
     finish = () => {
       write();
       resolve();
     };
   });
+  return Object.assign(blocked, { [BLOCKING]: true });
 }

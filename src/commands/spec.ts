@@ -96,7 +96,14 @@ export interface CommandContext {
   readonly server: ServerInfo;
 }
 
-/** A handler writes exactly one reply; a blocking one returns a promise that settles after writing it. */
+/**
+ * Marks the promise of a command that blocks its client (KLOCK ... WAIT
+ * queued): nothing else from that client runs until it settles, as in Redis.
+ * Other promises (writes waiting for the log) let later writes pipeline.
+ */
+export const BLOCKING: unique symbol = Symbol('blocking');
+
+/** A handler writes exactly one reply; an asynchronous one returns a promise that settles after writing it. */
 export type Handler = (ctx: CommandContext, argv: string[], parsed: ParsedArgs) => void | Promise<void>;
 
 export interface CommandSpec {

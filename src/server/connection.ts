@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import { RequestDecoder, ProtocolError } from '../../resp/decoder.js';
 import { ReplyWriter } from '../../resp/encoder.js';
-import type { ClientState, CommandContext, ServerInfo } from '../commands/spec.js';
-import { dispatch } from '../commands/dispatch.js';
+import { BLOCKING, type ClientState, type CommandContext, type ServerInfo } from '../commands/spec.js';
+import { dispatch, pipelinable } from '../commands/dispatch.js';
 import type { Logger } from './log.js';
 
 /** Reading pauses while this much output waits for a slow reader. */
@@ -36,8 +36,14 @@ export class Connection implements ClientState {
   readonly createdAtMs: number;
   readonly onClose = new Set<() => void>();
   private readonly decoder: RequestDecoder;
-  private readonly reply = new ReplyWriter(2);
-  private readonly ctx: CommandContext;
+  /** Reply slots in command order; the last one takes the replies of commands run now. */
+  private readonly slots: { ctx: CommandContext; pending: boolean }[];
+  private current: CommandContext;
+  /** Commands whose reply waits (writes in the log, a blocked KLOCK ... WAIT). */
+  private inflight = 0;
+  /** A command read but held back until the client's pending writes finish. */
+  private parked: string[] | null = null;
+  private runScheduled = false;
   private closed = false;
   private paused = false;
 
@@ -53,7 +59,8 @@ export class Connection implements ClientState {
     this.createdAtMs = host.info.wallClockMs();
     this.lastActiveMs = host.info.service.now();
     this.decoder = new RequestDecoder({ maxBulkBytes: config.maxBulkBytes, maxArgs: config.maxArgs });
-    this.ctx = { reply: this.reply, client: this, server: host.info };
+    this.current = { reply: new ReplyWriter(2), client: this, server: host.info };
+    this.slots = [{ ctx: this.current, pending: false }];
     socket.setNoDelay(true);
     if (config.timeoutSeconds > 0) socket.setTimeout(config.timeoutSeconds * 1000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -83,54 +90,103 @@ export class Connection implements ClientState {
     this.run();
   }
 
-  /** Runs buffered commands until input runs out, the client blocks, or output backs up. */
+  /**
+   * Runs buffered commands until input runs out, the client blocks, or output
+   * backs up. A write that waits for the log does not stop the loop: later
+   * writes pipeline behind it (the log keeps their order) and their replies
+   * go to later slots, flushed in order. Any other command waits until the
+   * client's writes are done, so a client always reads its own writes.
+   */
   private run(): void {
     const stats = this.host.info.stats;
     this.lastActiveMs = this.host.info.service.now();
     while (!this.blocked && !this.closed && !this.closeAfterReply) {
-      if (this.socket.writableLength + this.reply.length > OUTPUT_PAUSE_BYTES) {
+      if (this.socket.writableLength + this.current.reply.length > OUTPUT_PAUSE_BYTES) {
         this.pauseForOutput();
         break;
       }
-      this.decoder.authRequired = !this.authenticated;
-      const argv = this.decoder.next();
-      if (argv === null) break;
-      if (argv instanceof ProtocolError) {
-        this.protocolError(argv);
+      let argv = this.parked;
+      if (argv === null) {
+        this.decoder.authRequired = !this.authenticated;
+        const next = this.decoder.next();
+        if (next === null) break;
+        if (next instanceof ProtocolError) {
+          this.protocolError(next);
+          break;
+        }
+        stats.commandsProcessed += 1;
+        argv = next;
+      }
+      if (this.inflight > 0 && !pipelinable(argv)) {
+        this.parked = argv;
         break;
       }
-      stats.commandsProcessed += 1;
-      const pending = dispatch(this.ctx, argv);
-      if (pending !== undefined) this.block(pending);
+      this.parked = null;
+      const pending = dispatch(this.current, argv);
+      if (pending !== undefined) this.startAsync(pending);
     }
     this.flush();
   }
 
-  private block(pending: Promise<void>): void {
-    this.blocked = true;
-    if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(0);
+  /** The current slot's reply becomes the pending command's; later replies go to a new slot. */
+  private startAsync(pending: Promise<void>): void {
+    const slot = this.slots[this.slots.length - 1]!;
+    slot.pending = true;
+    this.inflight += 1;
+    const blocking = (pending as { [BLOCKING]?: boolean })[BLOCKING] === true;
+    if (blocking) {
+      this.blocked = true;
+      if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(0);
+    }
+    this.current = { reply: new ReplyWriter(this.proto), client: this, server: this.host.info };
+    this.slots.push({ ctx: this.current, pending: false });
     pending.then(() => {
-      this.blocked = false;
-      if (this.closed) return;
-      if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(this.host.info.config.timeoutSeconds * 1000);
-      this.flush();
-      this.run();
+      slot.pending = false;
+      this.inflight -= 1;
+      if (blocking) {
+        this.blocked = false;
+        if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(this.host.info.config.timeoutSeconds * 1000);
+      }
+      this.scheduleRun();
     }, (error: unknown) => {
-      this.host.log.error('blocking command failed', { client: this.id, error: String(error) });
+      this.host.log.error('command failed', { client: this.id, error: String(error) });
       this.close();
     });
   }
 
+  /**
+   * Resumes after replies completed. Deferred to after the microtask queue
+   * drains, so that every reply completed by one batch of applied log entries
+   * leaves in a single socket write.
+   */
+  private scheduleRun(): void {
+    if (this.runScheduled) return;
+    this.runScheduled = true;
+    process.nextTick(() => {
+      this.runScheduled = false;
+      if (this.closed) return;
+      this.flush();
+      this.run();
+    });
+  }
+
+  /** Writes every finished slot's replies, in order, with one socket write. */
   private flush(): void {
-    if (this.reply.length > 0 && !this.closed) {
-      const out = this.reply.take();
+    if (this.closed) return;
+    let out = '';
+    while (!this.slots[0]!.pending) {
+      out += this.slots[0]!.ctx.reply.take();
+      if (this.slots.length === 1) break;
+      this.slots.shift();
+    }
+    if (out.length > 0) {
       this.host.info.stats.netOutputBytes += out.length;
       this.socket.write(out, 'latin1');
       if (this.socket.writableLength > this.host.info.config.outputBufferBytesMax) {
         return this.close('output buffer limit reached');
       }
     }
-    if (this.closeAfterReply && !this.closed) {
+    if (this.closeAfterReply && this.inflight === 0) {
       this.closed = true;
       this.socket.end();
     }
@@ -139,7 +195,7 @@ export class Connection implements ClientState {
   private protocolError(error: ProtocolError): void {
     this.host.info.stats.protocolErrors += 1;
     this.host.log.info('protocol error from client', { client: this.id, addr: this.addr, error: error.message });
-    this.reply.error(`ERR Protocol error: ${error.message}`);
+    this.current.reply.error(`ERR Protocol error: ${error.message}`);
     this.closeAfterReply = true;
   }
 
