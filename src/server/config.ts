@@ -65,7 +65,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .version(RAFTLOCK_VERSION, '-v, --version')
     .addOption(option('--port <port>', 'RESP port', 'PORT').argParser(integer(0, 65535)).default(d.port))
     .addOption(option('--bind <address>', 'listen address', 'BIND').default(d.bind))
-    .addOption(option('--data-dir <dir>', 'data directory (node identity; WAL and snapshots later)', 'DATA_DIR').default(d.dataDir))
+    .addOption(option('--data-dir <dir>', 'data directory (node identity and write-ahead log)', 'DATA_DIR').default(d.dataDir))
     .addOption(option('--node-id <id>', 'stable node name', 'NODE_ID').default(d.nodeId))
     .addOption(option('--requirepass <password>', 'require AUTH with this password (user "default")', 'REQUIREPASS'))
     .addOption(option('--maxclients <n>', 'maximum simultaneous clients', 'MAXCLIENTS').argParser(integer(1, 1_000_000)).default(d.maxclients))
