@@ -7,37 +7,56 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, runCommand, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
 
-type ServerName = 'raftlock' | 'redis';
+/**
+ * 'redis' is redis-server in memory (no persistence); 'redis-fsync' is
+ * redis-server with appendonly yes and appendfsync always, the fair baseline
+ * for raftlock's PERSISTENT writes, which are fdatasync'd before the reply.
+ */
+type ServerName = 'raftlock' | 'redis' | 'redis-fsync';
 
 interface Workload {
   label: string;
   /** redis-benchmark arguments that select the workload. */
   args: string[];
   servers: ServerName[];
-  /** The redis-server workload this one's ratio is measured against. */
+  /** The redis-server workload and server this one's ratio is measured against. */
   baseline: string;
-  /** Minimum raftlock/redis ratio by pipeline depth, if the issue sets one. */
+  baselineServer: Exclude<ServerName, 'raftlock'>;
+  /** Minimum raftlock/redis ratio by pipeline depth, if an issue sets one. */
   targets?: Record<number, number>;
 }
 
-const TARGETS = { 1: 0.5, 16: 0.45 };
+/** Single-node issue: in-memory paths against in-memory redis-server. */
+const MEMORY_TARGETS = { 1: 0.5, 16: 0.45 };
+/** Raft and storage issue: durable PERSISTENT KLOCK against redis-server with fsync always, -P 16. */
+const DURABLE_TARGETS = { 16: 0.5 };
+const SET_NX_PX = ['SET', 'lock:__rand_int__', 'v', 'NX', 'PX', '30000'];
 const WORKLOADS: Workload[] = [
-  { label: 'PING', args: ['-t', 'ping_mbulk'], servers: ['raftlock', 'redis'], baseline: 'PING' },
-  {
-    label: 'SET NX PX',
-    args: ['SET', 'lock:__rand_int__', 'v', 'NX', 'PX', '30000'],
-    servers: ['raftlock', 'redis'],
-    baseline: 'SET NX PX',
-    targets: TARGETS,
-  },
+  { label: 'PING', args: ['-t', 'ping_mbulk'], servers: ['raftlock', 'redis'], baseline: 'PING', baselineServer: 'redis' },
+  { label: 'SET NX PX', args: SET_NX_PX, servers: ['raftlock', 'redis', 'redis-fsync'], baseline: 'SET NX PX', baselineServer: 'redis-fsync' },
   {
     label: 'KLOCK EPHEMERAL',
     args: ['KLOCK', 'lock:__rand_int__', 'o', '30000', 'EPHEMERAL'],
     servers: ['raftlock'],
     baseline: 'SET NX PX',
-    targets: TARGETS,
+    baselineServer: 'redis',
+    targets: MEMORY_TARGETS,
+  },
+  {
+    label: 'KLOCK PERSISTENT',
+    args: ['KLOCK', 'lock:__rand_int__', 'o', '30000', 'PERSISTENT'],
+    servers: ['raftlock'],
+    baseline: 'SET NX PX',
+    baselineServer: 'redis-fsync',
+    targets: DURABLE_TARGETS,
   },
 ];
+
+const SERVER_LABEL: Record<ServerName, string> = {
+  raftlock: 'raftlock',
+  redis: 'redis-server (in memory)',
+  'redis-fsync': 'redis-server (appendfsync always)',
+};
 const PIPELINES = [1, 16];
 const CLIENTS = 50;
 const KEYSPACE = 100_000;
@@ -166,6 +185,7 @@ interface Row {
   raftlockRps: number;
   redisRps: number;
   redisWorkload: string;
+  redisServer: Exclude<ServerName, 'raftlock'>;
   ratio: number;
   raftlockP50Ms: number | null;
   redisP50Ms: number | null;
@@ -182,7 +202,7 @@ function summarize(samples: Samples): Row[] {
   for (const workload of WORKLOADS) {
     for (const pipeline of PIPELINES) {
       const ours = samples.get(sampleKey(workload.label, pipeline, 'raftlock')) ?? [];
-      const theirs = samples.get(sampleKey(workload.baseline, pipeline, 'redis')) ?? [];
+      const theirs = samples.get(sampleKey(workload.baseline, pipeline, workload.baselineServer)) ?? [];
       const raftlockRps = median(ours.map((s) => s.rps));
       const redisRps = median(theirs.map((s) => s.rps));
       rows.push({
@@ -191,6 +211,7 @@ function summarize(samples: Samples): Row[] {
         raftlockRps,
         redisRps,
         redisWorkload: workload.baseline,
+        redisServer: workload.baselineServer,
         ratio: raftlockRps / redisRps,
         raftlockP50Ms: medianP50(ours),
         redisP50Ms: medianP50(theirs),
@@ -214,10 +235,11 @@ function printTable(rows: Row[]): void {
     workload: r.workload,
     pipeline: r.pipeline,
     'raftlock rps (median)': fmtRps(r.raftlockRps),
-    'redis rps (median)': `${fmtRps(r.redisRps)}${r.redisWorkload === r.workload ? '' : ` (${r.redisWorkload})`}`,
+    baseline: `${r.redisServer}${r.redisWorkload === r.workload ? '' : ` ${r.redisWorkload}`}`,
+    'baseline rps (median)': fmtRps(r.redisRps),
     ratio: `${r.ratio.toFixed(2)}×`,
     'p50 ms raftlock': fmtMs(r.raftlockP50Ms),
-    'p50 ms redis': fmtMs(r.redisP50Ms),
+    'p50 ms baseline': fmtMs(r.redisP50Ms),
     target: verdict(r),
   }));
   console.table(table);
@@ -259,12 +281,16 @@ function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invoca
     '',
     '## Method',
     '',
-    `Both servers run on 127.0.0.1 on free ports: raftlock as \`node dist/src/server/main.js --port P --bind 127.0.0.1 --data-dir <tmp>\`, ` +
-      `redis-server as \`redis-server --port P --bind 127.0.0.1 --dir <tmp> --save '' --appendonly no\`. ` +
+    `All servers run on 127.0.0.1 on free ports: raftlock as \`node dist/src/server/main.js --port P --bind 127.0.0.1 --data-dir <tmp>\`; ` +
+      `redis-server in memory as \`redis-server --port P --bind 127.0.0.1 --dir <tmp> --save '' --appendonly no\`; ` +
+      'and redis-server with the same flags plus `--appendonly yes --appendfsync always` (fsync before every reply). ' +
       `Each workload is measured ${options.runs} times per server with the same redis-benchmark arguments; ` +
-      'measurements alternate between the two servers (the order flips every run) so that machine noise hits both. ' +
-      'Reported numbers are medians; the ratio is raftlock median / redis-server median. ' +
-      'KLOCK EPHEMERAL runs on raftlock only and is compared with redis-server\'s SET NX PX.',
+      'measurements alternate between the servers (the order flips every run) so that machine noise hits all. ' +
+      'Reported numbers are medians; the ratio is raftlock median / baseline median.',
+    '',
+    'raftlock\'s PERSISTENT writes (KLOCK PERSISTENT and the Redis keyspace, so SET NX PX too) are fdatasync\'d to the ' +
+      'write-ahead log before the reply, so their baseline is redis-server with appendfsync always. EPHEMERAL locks live in ' +
+      'memory, so KLOCK EPHEMERAL is compared with in-memory redis-server\'s SET NX PX.',
     '',
     'The commands (P = the server\'s port):',
     '',
@@ -277,11 +303,12 @@ function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invoca
     '',
     '## Medians and targets',
     '',
-    '| workload | pipeline | raftlock rps | redis-server rps | ratio | p50 ms raftlock | p50 ms redis | target |',
-    '|---|---:|---:|---:|---:|---:|---:|---|',
-    ...rows.map((r) => `| ${r.workload} | ${r.pipeline} | ${fmtRps(r.raftlockRps)} | ${fmtRps(r.redisRps)}${r.redisWorkload === r.workload ? '' : ` (${r.redisWorkload})`} | ${r.ratio.toFixed(2)}× | ${fmtMs(r.raftlockP50Ms)} | ${fmtMs(r.redisP50Ms)} | ${verdict(r)} |`),
+    '| workload | pipeline | raftlock rps | baseline | baseline rps | ratio | p50 ms raftlock | p50 ms baseline | target |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---|',
+    ...rows.map((r) => `| ${r.workload} | ${r.pipeline} | ${fmtRps(r.raftlockRps)} | ${SERVER_LABEL[r.redisServer]}${r.redisWorkload === r.workload ? '' : ` ${r.redisWorkload}`} | ${fmtRps(r.redisRps)} | ${r.ratio.toFixed(2)}× | ${fmtMs(r.raftlockP50Ms)} | ${fmtMs(r.redisP50Ms)} | ${verdict(r)} |`),
     '',
-    `Targets: raftlock ≥ ${TARGETS[1]}× redis-server unpipelined and ≥ ${TARGETS[16]}× with \`-P 16\`, on SET NX PX and on KLOCK EPHEMERAL.`,
+    `Targets: KLOCK EPHEMERAL ≥ ${MEMORY_TARGETS[1]}× in-memory redis-server SET NX PX unpipelined and ≥ ${MEMORY_TARGETS[16]}× with \`-P 16\`; ` +
+      `KLOCK PERSISTENT ≥ ${DURABLE_TARGETS[16]}× redis-server (appendfsync always) SET NX PX with \`-P 16\`.`,
     '',
     '## Every run (requests per second)',
     '',
@@ -292,7 +319,7 @@ function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invoca
     for (const p of PIPELINES) {
       for (const server of w.servers) {
         const values = (samples.get(sampleKey(w.label, p, server)) ?? []).map((s) => s.rps);
-        lines.push(`| ${w.label} | ${p} | ${server === 'redis' ? 'redis-server' : server} | ${values.map(fmtRps).join(' | ')} | ${fmtRps(median(values))} |`);
+        lines.push(`| ${w.label} | ${p} | ${SERVER_LABEL[server]} | ${values.map(fmtRps).join(' | ')} | ${fmtRps(median(values))} |`);
       }
     }
   }
@@ -323,8 +350,10 @@ async function main(): Promise<void> {
     started.push(raftlock);
     const redis = await startRedisServer();
     started.push(redis);
-    console.log(`raftlock on port ${raftlock.port}, redis-server on port ${redis.port}`);
-    samples = await measure({ raftlock, redis }, options);
+    const redisFsync = await startRedisServer({ extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    started.push(redisFsync);
+    console.log(`raftlock on port ${raftlock.port}, redis-server on ${redis.port}, redis-server (fsync always) on ${redisFsync.port}`);
+    samples = await measure({ raftlock, redis, 'redis-fsync': redisFsync }, options);
     rows = summarize(samples);
   } finally {
     await stopAll();
