@@ -16,6 +16,15 @@ export class NotLeaderError extends Error {
   }
 }
 
+/** The replica refused the command for now (too much uncommitted data, a leadership transfer): nothing was written. */
+export class BusyError extends Error {
+  readonly code = 'RAFTLOCK_ERR_BUSY';
+  override readonly name = 'BusyError';
+  constructor(detail: string) {
+    super(detail);
+  }
+}
+
 /** The command may or may not have been applied (e.g. leadership moved while it was in flight). */
 export class OutcomeUnknownError extends Error {
   readonly code = 'RAFTLOCK_ERR_OUTCOME_UNKNOWN';
@@ -158,7 +167,9 @@ export class Replica {
     try {
       at = this.raw.propose(encodeCommand({ logTimeMs, op }));
     } catch (error) {
-      if (error instanceof ErrProposalDropped) return Promise.reject(new NotLeaderError(this.leader));
+      if (error instanceof ErrProposalDropped) {
+        return Promise.reject(error.reason === 'not-leader' ? new NotLeaderError(this.leader) : new BusyError(error.message));
+      }
       throw error;
     }
     this.lastLogTimeMs = logTimeMs;
