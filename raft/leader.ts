@@ -348,6 +348,9 @@ function releaseReads(r: Raft): void {
  */
 export function leaseValid(r: Raft): boolean {
   if (r.role !== 'leader' || !r.cfg.checkQuorum || r.timeoutNowSent || r.leadTransferee !== null) return false;
+  // A new leader may not yet know every entry its predecessor committed: no lease
+  // (and so no local reads) until it has committed an entry of its own term.
+  if (!committedInTerm(r)) return false;
   const since = r.tracker.quorumValue((id, pr) => (id === r.id ? r.ticks : pr.ackedTick));
   return r.ticks < since + r.cfg.electionTicks - r.cfg.leaseDriftTicks;
 }

@@ -47,11 +47,16 @@ export interface ReplicaOptions {
   rng: () => number;
   send: (messages: Message[]) => void;
   raft?: Partial<Omit<RaftConfig, 'id' | 'storage' | 'rng' | 'applied'>>;
+  /** Largest lag of a read's evaluation time behind the log clock (default READ_STALENESS_MS). */
+  readStalenessMs?: number;
   /** Called after committed entries were applied (the lock service then serves waiters). */
   onApplied?: () => void;
   /** Called when the WAL fails: the node must stop (it cannot keep promises it can no longer persist). */
   onFatal?: (error: Error) => void;
 }
+
+/** How far behind the log clock a read's evaluation time may be before a tick is committed first. */
+export const READ_STALENESS_MS = 10;
 
 interface Pending {
   term: number;
@@ -88,8 +93,10 @@ export class Replica {
   private leader: NodeId | null = null;
   private role = 'follower';
   private applied = 0;
-  /** Largest log time applied or appended. */
+  /** Largest log time appended or applied: where a new leader's log clock starts. */
   private lastLogTimeMs = 0;
+  /** Log time of the last applied command: the instant reads are evaluated at. */
+  private appliedLogTimeMs = 0;
   /** While leader: log time = logBaseMs + (clock() - clockBaseMs). */
   private logBaseMs = 0;
   private clockBaseMs = 0;
@@ -183,15 +190,27 @@ export class Replica {
   /**
    * Runs fn once this replica's state reflects every write committed before
    * the call (ReadIndex; or at once under a valid leader lease). fn gets the
-   * log time to evaluate leases at.
+   * log time to evaluate leases at: that of the last applied command, so a
+   * read never runs ahead of writes already stamped but not yet applied, and
+   * a later leader never serves an earlier time. When that time lags the log
+   * clock by more than READ_STALENESS_MS (an idle group), a tick command is
+   * committed first to bring it forward; a stale time only ever shows a
+   * lease as longer, never shorter.
    */
   read<T>(fn: (logNowMs: number) => T): Promise<T> {
     if (this.failed !== null) return Promise.reject(this.failed);
     if (!this.isLeader) return Promise.reject(new NotLeaderError(this.leader));
-    if (this.raw.leaseValid() && this.applied >= this.raw.status().commit) return Promise.resolve(fn(this.logNow()));
+    if (this.logNow() - this.appliedLogTimeMs > (this.options.readStalenessMs ?? READ_STALENESS_MS)) {
+      return this.propose({ kind: 'tick' }).then(() => this.readApplied(fn));
+    }
+    return this.readApplied(fn);
+  }
+
+  private readApplied<T>(fn: (logNowMs: number) => T): Promise<T> {
+    if (this.raw.leaseValid() && this.applied >= this.raw.status().commit) return Promise.resolve(fn(this.appliedLogTimeMs));
     return new Promise<T>((resolve, reject) => {
       const id = String(this.nextReadId++);
-      this.reads.set(id, { run: () => resolve(fn(this.logNow())), reject });
+      this.reads.set(id, { run: () => resolve(fn(this.appliedLogTimeMs)), reject });
       try {
         this.raw.readIndex(new TextEncoder().encode(id));
       } catch (error) {
@@ -259,6 +278,7 @@ export class Replica {
     if (entry.type === 'normal') {
       const command = decodeCommand(entry.data);
       if (command.logTimeMs > this.lastLogTimeMs) this.lastLogTimeMs = command.logTimeMs;
+      if (command.logTimeMs > this.appliedLogTimeMs) this.appliedLogTimeMs = command.logTimeMs;
       result = applyCommand(this.options.machine, command);
     } else if (entry.type === 'conf') {
       throw new Error('membership changes are not supported by this replica yet');

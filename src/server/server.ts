@@ -20,6 +20,8 @@ const EXPIRE_BATCH = 256;
 /** Raft's logical clock: one tick, and an election timeout of ten ticks. */
 const RAFT_TICK_MS = 100;
 const LEADERSHIP_WAIT_MS = 10_000;
+/** More missed ticks than this are one long stall: every lease has run out anyway. */
+const TICK_CATCH_UP_MAX = 1000;
 
 /** Integer monotonic milliseconds. */
 export const monotonicMs = (): number => Math.floor(performance.now());
@@ -144,7 +146,15 @@ export class RaftlockServer implements ConnectionHost {
     this.replica = replica;
     this.log.info('replayed the log', { entries: replay?.entries.length ?? 0, segments: report.segments.length });
     replica.campaign();
-    this.tickTimer = setInterval(() => replica.tick(), RAFT_TICK_MS);
+    // Ticks follow elapsed time, not timer callbacks: after a stall (GC, a paused
+    // process) the missed ticks are delivered before anything else, so the
+    // leader lease, counted in ticks, never outlives real time.
+    let tickedAt = monotonicMs();
+    this.tickTimer = setInterval(() => {
+      const due = Math.floor((monotonicMs() - tickedAt) / RAFT_TICK_MS);
+      for (let i = 0; i < Math.min(due, TICK_CATCH_UP_MAX); i++) replica.tick();
+      tickedAt = due > TICK_CATCH_UP_MAX ? monotonicMs() : tickedAt + due * RAFT_TICK_MS;
+    }, RAFT_TICK_MS);
     this.tickTimer.unref();
     const deadline = monotonicMs() + LEADERSHIP_WAIT_MS;
     while (!replica.isLeader) {

@@ -141,6 +141,25 @@ t.test('there is no lease without CheckQuorum or during a leadership transfer', 
   t.notOk(net.node(l2).raw.leaseValid(), 'nor after MsgTimeoutNow was sent, even if the transfer failed');
 });
 
+t.test('a new leader has no lease until it commits an entry of its own term', async (t) => {
+  const net = new Network(ids(3), {}, 1);
+  const first = net.elect();
+  net.tick(2);
+  const next = ids(3).find((id) => id !== first)!;
+  // Append acknowledgements are lost from now on; heartbeats and their acks still arrive.
+  const deliverable = net.deliverable.bind(net);
+  net.deliverable = (m) => m.type !== 'MsgAppResp' && deliverable(m);
+  net.node(first).raw.transferLeader(next);
+  net.stabilize();
+  t.equal(net.node(next).raw.status().role, 'leader');
+  net.tick(3);
+  t.notOk(net.node(next).raw.leaseValid(), 'heartbeats are acknowledged, but its no-op is not committed');
+  net.deliverable = deliverable;
+  net.tick(1);
+  net.stabilize();
+  t.ok(net.node(next).raw.leaseValid(), 'valid once an entry of its term commits');
+});
+
 t.test('a single voter answers reads at once', async (t) => {
   const { raw, storage } = loneNode('a', ['a']);
   raw.campaign();
