@@ -1,0 +1,165 @@
+/**
+ * Invariant checkers. In the loop, after every event: election safety (one
+ * leader per term), state-machine agreement (every node applies the same
+ * entry at each index: term, type and command bytes) and leader completeness
+ * (a new leader's log holds every entry applied anywhere). After the run: no
+ * acknowledged write lost (every node applied it, at the index it committed
+ * at), then linearizability and mutual exclusion / fencing of the client
+ * history (test/sim/lin).
+ */
+import type { Entry } from '../../raft/types.js';
+import { checkHistory } from './lin/checker.js';
+import { checkMutex } from './lin/mutex.js';
+import { fnv1a } from './prng.js';
+import type { SimNode, Simulator } from './simulator.js';
+
+interface Committed {
+  key: string;
+  by: string;
+  /** The entry was committed in a term no later than this (the highest term any node had led when it was first applied). */
+  termBound: number;
+}
+
+export interface FinalReport {
+  linOk: boolean | 'unknown';
+  linSteps: number;
+  grants: number;
+}
+
+export class Checks {
+  /** Index → the entry first seen applied there (by which node). */
+  private readonly committed: (Committed | undefined)[] = [];
+  private readonly committedByKey = new Map<string, number>();
+  private maxCommitted = 0;
+  private readonly leaders = new Map<number, string>();
+  private maxLeaderTerm = 0;
+  elections = 0;
+
+  constructor(private readonly sim: Simulator) {}
+
+  get committedCount(): number {
+    return this.maxCommitted;
+  }
+
+  observe(): void {
+    for (const node of this.sim.nodes) {
+      if (node.status !== 'up') continue;
+      this.checkApplied(node);
+      this.checkLeader(node);
+    }
+  }
+
+  private checkApplied(node: SimNode): void {
+    const applied = node.replica!.appliedIndex;
+    for (let i = node.appliedSeen + 1; i <= applied; i++) {
+      const entry = node.log[i];
+      if (entry === undefined) {
+        this.sim.violation(`${node.id} applied index ${i}, which its WAL never received`);
+        return;
+      }
+      const key = entryKey(entry);
+      const first = this.committed[i];
+      if (first === undefined) {
+        this.committed[i] = { key, by: node.id, termBound: this.maxLeaderTerm };
+        if (entry.type === 'normal') this.committedByKey.set(dataKey(entry.data), i);
+        if (i > this.maxCommitted) this.maxCommitted = i;
+      } else if (first.key !== key) {
+        this.sim.violation(`state-machine agreement: ${node.id} applied ${key} at index ${i}, ${first.by} applied ${first.key}`);
+        return;
+      }
+    }
+    node.appliedSeen = applied;
+  }
+
+  /**
+   * Election safety, from the Raft core itself: called when a node's ready()
+   * reports it became leader (the replica learns it only after persisting
+   * that Ready, by when the core may have moved to a later term).
+   */
+  raftLeader(node: SimNode, term: number): void {
+    this.elections++;
+    node.leaderTerm = term;
+    if (term > this.maxLeaderTerm) this.maxLeaderTerm = term;
+    this.sim.trace(`${node.id} LEADER term ${term}`);
+    const other = this.leaders.get(term);
+    if (other !== undefined && other !== node.id) this.sim.violation(`election safety: ${node.id} and ${other} both led term ${term}`);
+    this.leaders.set(term, node.id);
+  }
+
+  private checkLeader(node: SimNode): void {
+    const isLeader = node.replica!.isLeader;
+    if (isLeader && !node.wasLeader) {
+      node.proposed.clear();
+      this.checkCompleteness(node, node.leaderTerm);
+    }
+    node.wasLeader = isLeader;
+  }
+
+  /** Leader completeness: every entry applied anywhere is in the new leader's log, unchanged. */
+  private checkCompleteness(node: SimNode, term: number): void {
+    for (let i = 2; i <= this.maxCommitted; i++) {
+      const want = this.committed[i];
+      // Only entries surely committed before this term began bind its leader.
+      if (want === undefined || want.termBound >= term) continue;
+      const have = node.log[i];
+      if (have === undefined || entryKey(have) !== want.key) {
+        const got = have === undefined ? 'nothing' : entryKey(have);
+        this.sim.violation(`leader completeness: ${node.id} leads term ${term} with ${got} at index ${i}, where ${want.by} applied ${want.key}`);
+        return;
+      }
+    }
+  }
+
+  /** The index a command with these bytes was applied at anywhere, if it was. */
+  appliedIndexOf(data: Uint8Array): number | undefined {
+    return this.committedByKey.get(dataKey(data));
+  }
+
+  /** After convergence: every running node applied every acknowledged write at the index it committed at. */
+  checkAckedWrites(): void {
+    for (const ack of this.sim.clients.acked) {
+      const index = this.committedByKey.get(dataKey(ack.data));
+      if (index === undefined) {
+        this.sim.violation(`no committed entry lost: acknowledged op #${ack.opId} was never applied anywhere`);
+        return;
+      }
+      for (const node of this.sim.nodes) {
+        if (node.status !== 'up') continue;
+        const entry = node.log[index];
+        const applied = node.replica!.appliedIndex;
+        if (applied < index || entry === undefined || dataKey(entry.data) !== dataKey(ack.data)) {
+          this.sim.violation(`no committed entry lost: ${node.id} lacks acknowledged op #${ack.opId} at index ${index} (applied ${applied})`);
+          return;
+        }
+      }
+    }
+  }
+
+  /** Linearizability and mutual exclusion / fencing of the client history. */
+  checkHistory(): FinalReport {
+    const history = this.sim.clients.recorder.history();
+    const mutex = checkMutex(history);
+    if (!mutex.ok) this.sim.violation(`mutex/fencing:\n${mutex.explanation}`);
+    const lin = checkHistory(history, { stepsMaxPerPartition: this.sim.options.linStepsMax });
+    if (lin.ok === false) this.sim.violation(`linearizability:\n${lin.explanation}`);
+    return {
+      linOk: lin.ok,
+      linSteps: lin.ok === true ? lin.steps : 0,
+      grants: mutex.ok ? mutex.grants : 0,
+    };
+  }
+}
+
+function dataKey(data: Uint8Array): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x1234567;
+  for (let i = 0; i < data.length; i++) {
+    h1 = Math.imul(h1 ^ data[i]!, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ data[i]!, 0x5bd1e995) >>> 0;
+  }
+  return `${data.length}:${h1.toString(16)}:${h2.toString(16)}`;
+}
+
+function entryKey(entry: Entry): string {
+  return `${entry.type}@t${entry.term}#${entry.type === 'normal' ? dataKey(entry.data) : fnv1a('')}`;
+}
