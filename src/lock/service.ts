@@ -1,7 +1,7 @@
 import { DeadlineHeap } from './heap.js';
 import { LockStateMachine, type Durability } from './machine.js';
 import { WaitQueues, queueKey, type Waiter, type WaiterLimits, DEFAULT_WAITER_LIMITS } from './waiters.js';
-import { applyCommand, type LockOp, type LockResult } from './commands.js';
+import { EXPIRE_PER_APPLY, applyCommand, type LockOp, type LockResult } from './commands.js';
 
 /** Monotonic milliseconds; injected so tests and the simulator control time. */
 export type Clock = () => number;
@@ -70,8 +70,22 @@ export class LockService {
 
   /** Applies a write: through the replicated log for PERSISTENT data, in memory for EPHEMERAL. */
   write(op: LockOp): Maybe<LockResult> {
-    if (this.replicator !== undefined && isPersistent(op)) return this.replicator.propose(op);
-    const result = applyCommand(this.machine, { logTimeMs: this.now(), op });
+    if (this.replicator === undefined) {
+      const result = applyCommand(this.machine, { logTimeMs: this.now(), op });
+      this.afterWrite();
+      return result;
+    }
+    if (isPersistent(op)) return this.replicator.propose(op);
+    // EPHEMERAL: the leader's memory only. Expired PERSISTENT locks are left to
+    // the log, so that every replica reclaims them at the same log time.
+    const nowMs = this.now();
+    const machine = this.machine;
+    let result: LockResult;
+    if (op.kind === 'lock') result = machine.lock('ephemeral', op.resource, op.owner, op.ttlMs, nowMs);
+    else if (op.kind === 'unlock') result = machine.unlock('ephemeral', op.resource, op.owner, nowMs);
+    else if (op.kind === 'extend') result = machine.extend('ephemeral', op.resource, op.owner, op.ttlMs, nowMs);
+    else throw new Error(`not an EPHEMERAL write: ${op.kind}`);
+    machine.ephemeral.expireDue(nowMs, EXPIRE_PER_APPLY);
     this.afterWrite();
     return result;
   }
