@@ -21,7 +21,7 @@ function harness(options: { perResourceMax?: number; totalMax?: number } = {}) {
       }
     },
     /** Moves the clock without running due timers. */
-    skip(ms: number) {
+    jump(ms: number) {
       now += ms;
     },
     get wakeAt() {
@@ -86,7 +86,7 @@ t.test('a newcomer does not jump the queue after an expiry', async (t) => {
   const h = harness();
   h.service.lock('persistent', 'r', 'holder', 100);
   const w = waitFor(h, 'w', 5000);
-  h.skip(150);
+  h.jump(150);
   t.equal(w.result.value, 'pending', 'the wake-up timer has not run yet');
   t.equal(h.service.lock('persistent', 'r', 'newcomer', 1000), null, 'the newcomer is refused');
   t.equal(w.result.value, 1n, 'the waiter was served first');
