@@ -215,6 +215,11 @@ export class RawNode {
     }
   }
 
+  /** The commit index now (cheap; status() builds a full report). */
+  committedIndex(): number {
+    return this.r.log.committed;
+  }
+
   status(): Status {
     const r = this.r;
     const status: Status = {

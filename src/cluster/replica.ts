@@ -4,7 +4,7 @@ import type { ConfState, Entry, Message, NodeId, Ready } from '../../raft/types.
 import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
 import type { RaftConfig } from '../../raft/config.js';
 import type { Wal, GroupReplay, WalRecord } from '../storage/index.js';
-import { applyCommand, decodeCommand, encodeCommand, type LockOp, type LockResult } from '../lock/commands.js';
+import { applyCommand, commandLogTime, decodeCommand, encodeCommand, type LockOp, type LockResult } from '../lock/commands.js';
 import type { LockStateMachine } from '../lock/machine.js';
 
 /** The replica is not the leader (or lost leadership before the outcome was known). */
@@ -207,7 +207,7 @@ export class Replica {
   }
 
   private readApplied<T>(fn: (logNowMs: number) => T): Promise<T> {
-    if (this.raw.leaseValid() && this.applied >= this.raw.status().commit) return Promise.resolve(fn(this.appliedLogTimeMs));
+    if (this.raw.leaseValid() && this.applied >= this.raw.committedIndex()) return Promise.resolve(fn(this.appliedLogTimeMs));
     return new Promise<T>((resolve, reject) => {
       const id = String(this.nextReadId++);
       this.reads.set(id, { run: () => resolve(fn(this.appliedLogTimeMs)), reject });
@@ -327,7 +327,7 @@ export class Replica {
 
   private noteLogTime(entry: Entry): void {
     if (entry.type !== 'normal') return;
-    const t = decodeCommand(entry.data).logTimeMs;
+    const t = commandLogTime(entry.data);
     if (t > this.lastLogTimeMs) this.lastLogTimeMs = t;
   }
 

@@ -88,6 +88,12 @@ export function encodeCommand(command: LockCommand): Uint8Array {
   return w.finish();
 }
 
+/** The log time of an encoded command, without decoding the rest. */
+export function commandLogTime(bytes: Uint8Array): number {
+  if (bytes.length < 10 || bytes[0] !== FORMAT_VERSION) throw new Error('lock command: truncated or unknown format');
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(2);
+}
+
 /** Decodes what encodeCommand wrote; throws on anything else (a corrupt entry must not apply). */
 export function decodeCommand(bytes: Uint8Array): LockCommand {
   const r = new Reader(bytes);

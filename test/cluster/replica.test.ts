@@ -3,15 +3,7 @@ import { Replica } from '../../src/cluster/replica.js';
 import { LockStateMachine } from '../../src/lock/machine.js';
 import { MemoryFs, Wal } from '../../src/storage/index.js';
 import type { Message } from '../../raft/types.js';
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../helpers/random.js';
 
 const settle = () => new Promise((r) => setImmediate(r));
 

@@ -6,15 +6,7 @@ import type { ClientState, CommandContext, ServerInfo } from '../../src/commands
 import { LockService } from '../../src/lock/service.js';
 import { DEFAULT_CONFIG } from '../../src/server/config.js';
 import { parseReply } from '../helpers/resp-reply.js';
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../helpers/random.js';
 
 const WORDS = [
   '0', '1', '-1', '2', '3', '100', '30000', '2147483647', '2147483648', '9223372036854775807', '9223372036854775808',

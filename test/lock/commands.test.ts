@@ -1,5 +1,5 @@
 import t from 'tap';
-import { applyCommand, decodeCommand, encodeCommand, type LockCommand } from '../../src/lock/commands.js';
+import { applyCommand, commandLogTime, decodeCommand, encodeCommand, type LockCommand } from '../../src/lock/commands.js';
 import { LockStateMachine } from '../../src/lock/machine.js';
 
 const samples: LockCommand[] = [
@@ -18,7 +18,10 @@ const samples: LockCommand[] = [
 ];
 
 t.test('every command round-trips through its binary encoding', async (t) => {
-  for (const command of samples) t.same(decodeCommand(encodeCommand(command)), command, command.op.kind);
+  for (const command of samples) {
+    t.same(decodeCommand(encodeCommand(command)), command, command.op.kind);
+    t.equal(commandLogTime(encodeCommand(command)), command.logTimeMs, `${command.op.kind}: log time read alone`);
+  }
 });
 
 t.test('corrupt encodings are refused, never applied', async (t) => {

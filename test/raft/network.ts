@@ -8,18 +8,10 @@ import type { RaftConfig } from '../../raft/config.js';
 import { RawNode } from '../../raft/rawnode.js';
 import { MemoryStorage } from '../../raft/storage.js';
 import type { ConfState, Entry, Message, NodeId, ReadState, Ready, Snapshot } from '../../raft/types.js';
+import { mulberry32 } from '../helpers/random.js';
 
 /** mulberry32: small, fast, good enough for election timeouts and fault choices. */
-export function seededRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRng = mulberry32;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
