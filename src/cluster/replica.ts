@@ -1,9 +1,10 @@
 import { RawNode } from '../../raft/rawnode.js';
 import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, MemoryStorage } from '../../raft/storage.js';
-import type { ConfState, Entry, Message, NodeId, Ready } from '../../raft/types.js';
+import type { ConfState, Entry, Message, NodeId, Ready, Snapshot } from '../../raft/types.js';
 import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
 import type { RaftConfig } from '../../raft/config.js';
-import type { Wal, GroupReplay, WalRecord } from '../storage/index.js';
+import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/index.js';
+import { encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
 import { applyCommand, commandLogTime, decodeCommand, encodeCommand, type LockOp, type LockResult } from '../lock/commands.js';
 import type { LockStateMachine } from '../lock/machine.js';
 
@@ -41,6 +42,13 @@ export interface ReplicaOptions {
   conf: ConfState;
   wal: Wal;
   replay: GroupReplay | undefined;
+  /**
+   * Where snapshots of the lock table are kept. Without a store the replica
+   * never compacts its log and cannot install a leader's snapshot.
+   */
+  snapshots?: SnapshotStore;
+  /** When to snapshot and how much log to keep after one (default DEFAULT_SNAPSHOT_POLICY). */
+  snapshotPolicy?: Partial<SnapshotPolicy>;
   machine: LockStateMachine;
   /** This node's monotonic clock in ms (injected: the simulator drifts it). */
   clock: () => number;
@@ -54,6 +62,22 @@ export interface ReplicaOptions {
   /** Called when the WAL fails: the node must stop (it cannot keep promises it can no longer persist). */
   onFatal?: (error: Error) => void;
 }
+
+/**
+ * A snapshot is taken once the entries applied since the last one reach
+ * max(minEntries, tableRatio x the lock table's records): the cost of writing
+ * the table is then spread over at least that many entries, and the
+ * in-memory log stays in proportion to the table. After a snapshot the log
+ * keeps its last trailingEntries entries, so that a follower a little behind
+ * is sent entries rather than the whole table.
+ */
+export interface SnapshotPolicy {
+  minEntries: number;
+  tableRatio: number;
+  trailingEntries: number;
+}
+
+export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { minEntries: 10_000, tableRatio: 0.5, trailingEntries: 1_000 };
 
 /** How far behind the log clock a read's evaluation time may be before a tick is committed first. */
 export const READ_STALENESS_MS = 10;
@@ -93,6 +117,9 @@ export class Replica {
   private leader: NodeId | null = null;
   private role = 'follower';
   private applied = 0;
+  private readonly policy: SnapshotPolicy;
+  /** The local snapshot being written to disk, if any. */
+  private snapshotTask: Promise<void> | null = null;
   /** Largest log time appended or applied: where a new leader's log clock starts. */
   private lastLogTimeMs = 0;
   /** Log time of the last applied command: the instant reads are evaluated at. */
@@ -105,18 +132,45 @@ export class Replica {
    * Opens the replica from what its WAL replayed. A group new to this WAL
    * first records the founding snapshot (index 1, term 1: the initial
    * membership) so that the WAL's log starts where the Raft log does.
+   * Otherwise the state is the newest snapshot file plus the log after it.
    */
   static async open(options: ReplicaOptions): Promise<Replica> {
-    if (options.replay === undefined) {
-      await options.wal.append([{ type: 'snapshot', group: options.group, index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM }]);
-    } else if (options.replay.snapshot === null || options.replay.snapshot.index !== BOOTSTRAP_INDEX) {
-      throw new Error(`group ${options.group}: restoring from a state-machine snapshot is not supported yet`);
+    const { group, replay, wal } = options;
+    if (replay === undefined) {
+      await wal.append([{ type: 'snapshot', group, index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM }]);
+      return new Replica(options, undefined);
     }
-    return new Replica(options);
+    const marker = replay.snapshot;
+    if (marker === null) throw new Error(`group ${group}: the WAL holds this group's log but no snapshot marker`);
+    const file = options.snapshots === undefined ? null : await options.snapshots.load(group);
+    if (marker.index === BOOTSTRAP_INDEX && (file === null || file.index === BOOTSTRAP_INDEX)) return new Replica(options, undefined);
+    if (file === null || file.index < marker.index) {
+      throw new Error(`group ${group}: the WAL's snapshot marker is at index ${marker.index} but the newest snapshot file is at ${file?.index ?? 'none'}`);
+    }
+    const snapshot: Snapshot = { meta: { index: file.index, term: file.term, conf: file.conf as unknown as ConfState }, data: file.data };
+    if (file.index > marker.index) {
+      // Saved, but the crash came before its marker was appended: record it
+      // now. Like the marker, it keeps the log after it only if the log holds
+      // the snapshot's own entry.
+      await wal.append([{ type: 'snapshot', group, index: file.index, term: file.term }]);
+      const at = replay.entries.find((e) => e.index === file.index);
+      if (at === undefined || at.term !== file.term) replay.entries = [];
+    }
+    replay.entries = replay.entries.filter((e) => e.index > file.index);
+    if (replay.hardState !== null && replay.hardState.commit < file.index) replay.hardState = { ...replay.hardState, commit: file.index };
+    const replica = new Replica(options, snapshot);
+    // What the WAL may drop is not persisted: declare it again.
+    replica.compactWal(file.index);
+    return replica;
   }
 
-  private constructor(private readonly options: ReplicaOptions) {
+  private constructor(private readonly options: ReplicaOptions, restored: Snapshot | undefined) {
+    this.policy = { ...DEFAULT_SNAPSHOT_POLICY, ...options.snapshotPolicy };
     this.storage = new MemoryStorage(options.conf);
+    if (restored !== undefined) {
+      this.storage.applySnapshot(restored);
+      this.restoreMachine(restored.data);
+    }
     const replay = options.replay;
     if (replay !== undefined) {
       this.storage.append(replay.entries);
@@ -133,6 +187,11 @@ export class Replica {
 
   get leaderId(): NodeId | null {
     return this.leader;
+  }
+
+  /** Index of the newest snapshot (taken or installed; 1 is the founding one). */
+  get snapshotIndex(): number {
+    return this.storage.snapshot().meta.index;
   }
 
   get appliedIndex(): number {
@@ -255,22 +314,88 @@ export class Replica {
    * hard state are made durable, and only then are messages sent.
    */
   private async handleReady(rd: Ready): Promise<void> {
-    if (rd.snapshot !== undefined) throw new Error('snapshot install is not supported by this replica yet');
     if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader);
     for (const entry of rd.committedEntries) this.apply(entry);
     if (rd.committedEntries.length > 0) this.options.onApplied?.();
     const records: WalRecord[] = [];
+    if (rd.snapshot !== undefined) records.push(await this.installSnapshot(rd.snapshot));
     if (rd.entries.length > 0) records.push({ type: 'entries', group: this.options.group, entries: rd.entries });
     if (rd.hardState !== undefined) records.push({ type: 'hardState', group: this.options.group, hardState: rd.hardState });
     // Entries and the vote are durable before any message that depends on them leaves.
     if (records.length > 0) await this.options.wal.append(records);
+    if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
     this.storage.append(rd.entries);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     for (const entry of rd.entries) this.noteLogTime(entry);
     if (rd.messages.length > 0) this.options.send(rd.messages);
     for (const state of rd.readStates) this.serveRead(new TextDecoder().decode(state.ctx), state.index);
     this.raw.advance(rd);
+    if (rd.snapshot !== undefined) {
+      this.options.onApplied?.();
+      this.compactWal(rd.snapshot.meta.index);
+    }
     this.runAppliedWaiters();
+    this.maybeSnapshot();
+  }
+
+  /**
+   * A follower takes the leader's snapshot: the lock table is replaced, the
+   * file made durable, and the marker returned for this Ready's WAL append
+   * (which then drops the log the snapshot covers, or all of it if it conflicts).
+   */
+  private async installSnapshot(snapshot: Snapshot): Promise<WalRecord> {
+    const store = this.options.snapshots;
+    if (store === undefined) throw new Error(`group ${this.options.group}: a snapshot arrived but this replica has no snapshot store`);
+    // A local snapshot still being written must land first: markers go to the WAL in index order.
+    if (this.snapshotTask !== null) await this.snapshotTask;
+    const { index, term, conf } = snapshot.meta;
+    this.restoreMachine(snapshot.data);
+    this.applied = index;
+    await store.save({ group: this.options.group, index, term, conf: { voters: [...conf.voters], learners: [...conf.learners] }, data: snapshot.data });
+    return { type: 'snapshot', group: this.options.group, index, term };
+  }
+
+  private restoreMachine(data: Uint8Array): void {
+    const { logTimeMs } = restoreLockSnapshot(this.options.machine, data);
+    if (logTimeMs > this.lastLogTimeMs) this.lastLogTimeMs = logTimeMs;
+    if (logTimeMs > this.appliedLogTimeMs) this.appliedLogTimeMs = logTimeMs;
+  }
+
+  /**
+   * Snapshots the lock table once enough log has been applied since the last
+   * snapshot (SnapshotPolicy), compacts the in-memory log at once, and in the
+   * background makes the snapshot durable, appends its marker and lets the
+   * WAL drop the segments it covers.
+   */
+  private maybeSnapshot(): void {
+    const store = this.options.snapshots;
+    if (store === undefined || this.snapshotTask !== null || this.failed !== null) return;
+    const last = this.storage.snapshot().meta;
+    const due = Math.max(this.policy.minEntries, this.policy.tableRatio * this.options.machine.persistent.recordCount);
+    if (this.applied - last.index < due) return;
+    const index = this.applied;
+    const snapshot = this.storage.createSnapshot(index, last.conf, encodeLockSnapshot(this.options.machine, this.appliedLogTimeMs));
+    const keepFrom = index - this.policy.trailingEntries;
+    if (keepFrom >= this.storage.firstIndex()) this.storage.compact(keepFrom);
+    const { group } = this.options;
+    const { term, conf } = snapshot.meta;
+    this.snapshotTask = (async () => {
+      await store.save({ group, index, term, conf: { voters: [...conf.voters], learners: [...conf.learners] }, data: snapshot.data });
+      await this.options.wal.append([{ type: 'snapshot', group, index, term }]);
+      await this.options.wal.compact(group, index);
+    })().then(
+      () => {
+        this.snapshotTask = null;
+      },
+      (error: Error) => {
+        this.snapshotTask = null;
+        this.fail(error);
+      },
+    );
+  }
+
+  private compactWal(index: number): void {
+    this.options.wal.compact(this.options.group, index).catch((error: Error) => this.fail(error));
   }
 
   private apply(entry: Entry): void {

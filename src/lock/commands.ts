@@ -1,3 +1,4 @@
+import { Reader, Writer } from './codec.js';
 import type { Durability, ExpireCondition, LockStateMachine, SetExpiry, SetResult } from './machine.js';
 
 /**
@@ -96,7 +97,7 @@ export function commandLogTime(bytes: Uint8Array): number {
 
 /** Decodes what encodeCommand wrote; throws on anything else (a corrupt entry must not apply). */
 export function decodeCommand(bytes: Uint8Array): LockCommand {
-  const r = new Reader(bytes);
+  const r = new Reader(bytes, 'lock command');
   const version = r.u8();
   if (version !== FORMAT_VERSION) throw new Error(`lock command: unknown format version ${version}`);
   const kind = KINDS[r.u8()];
@@ -136,111 +137,8 @@ export function decodeCommand(bytes: Uint8Array): LockCommand {
       op = { kind };
       break;
     default:
-      throw new Error('lock command: unknown kind');
+      throw r.error('unknown kind');
   }
   r.end();
   return { logTimeMs, op };
-}
-
-class Writer {
-  private buf = new Uint8Array(64);
-  private view = new DataView(this.buf.buffer);
-  private at = 0;
-
-  u8(n: number): this {
-    this.room(1);
-    this.buf[this.at++] = n;
-    return this;
-  }
-
-  u32(n: number): this {
-    this.room(4);
-    this.view.setUint32(this.at, n);
-    this.at += 4;
-    return this;
-  }
-
-  f64(n: number): this {
-    this.room(8);
-    this.view.setFloat64(this.at, n);
-    this.at += 8;
-    return this;
-  }
-
-  /** A binary string (one char per byte). */
-  str(s: string): this {
-    this.u32(s.length);
-    this.room(s.length);
-    for (let i = 0; i < s.length; i++) this.buf[this.at++] = s.charCodeAt(i);
-    return this;
-  }
-
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.at);
-  }
-
-  private room(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.at + n));
-    next.set(this.buf);
-    this.buf = next;
-    this.view = new DataView(next.buffer);
-  }
-}
-
-class Reader {
-  private readonly view: DataView;
-  private at = 0;
-
-  constructor(private readonly buf: Uint8Array) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  }
-
-  u8(): number {
-    this.need(1);
-    return this.buf[this.at++]!;
-  }
-
-  u32(): number {
-    this.need(4);
-    const n = this.view.getUint32(this.at);
-    this.at += 4;
-    return n;
-  }
-
-  f64(): number {
-    this.need(8);
-    const n = this.view.getFloat64(this.at);
-    this.at += 8;
-    return n;
-  }
-
-  str(): string {
-    const len = this.u32();
-    this.need(len);
-    let s = '';
-    for (let i = 0; i < len; i++) s += String.fromCharCode(this.buf[this.at + i]!);
-    this.at += len;
-    return s;
-  }
-
-  durability(): Durability {
-    const d = this.u8();
-    if (d > 1) throw new Error(`lock command: bad durability ${d}`);
-    return d === 0 ? 'persistent' : 'ephemeral';
-  }
-
-  pick<T>(values: readonly T[]): T {
-    const i = this.u8();
-    if (i >= values.length) throw new Error(`lock command: bad enum value ${i}`);
-    return values[i]!;
-  }
-
-  end(): void {
-    if (this.at !== this.buf.length) throw new Error(`lock command: ${this.buf.length - this.at} trailing bytes`);
-  }
-
-  private need(n: number): void {
-    if (this.at + n > this.buf.length) throw new Error('lock command: truncated');
-  }
 }

@@ -1,5 +1,6 @@
 /**
- * A binary min-heap of (deadline, key) pairs. Entries are never updated in
+ * A binary min-heap of (deadline, key) pairs, ordered by deadline, then key
+ * (so that the pop order is a function of the contents alone). Entries are never updated in
  * place: when a key's deadline changes a new pair is pushed and the old one is
  * recognised as stale when popped (the caller checks it against the table).
  */
@@ -43,7 +44,7 @@ export class DeadlineHeap {
   private siftUp(i: number): void {
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (this.deadlines[parent]! <= this.deadlines[i]!) return;
+      if (!this.less(i, parent)) return;
       this.swap(i, parent);
       i = parent;
     }
@@ -55,12 +56,18 @@ export class DeadlineHeap {
       const l = 2 * i + 1;
       const r = l + 1;
       let min = i;
-      if (l < n && this.deadlines[l]! < this.deadlines[min]!) min = l;
-      if (r < n && this.deadlines[r]! < this.deadlines[min]!) min = r;
+      if (l < n && this.less(l, min)) min = l;
+      if (r < n && this.less(r, min)) min = r;
       if (min === i) return;
       this.swap(i, min);
       i = min;
     }
+  }
+
+  private less(a: number, b: number): boolean {
+    const da = this.deadlines[a]!;
+    const db = this.deadlines[b]!;
+    return da < db || (da === db && this.keys[a]! < this.keys[b]!);
   }
 
   private swap(a: number, b: number): void {

@@ -1,4 +1,5 @@
 import { DeadlineHeap } from './heap.js';
+import type { Reader, Writer } from './codec.js';
 
 /** Expiry of a lock that never expires (a Redis key without a TTL). */
 export const NO_EXPIRY = Infinity;
@@ -48,8 +49,6 @@ export class LockTable {
   expiredTotal = 0;
   /** Live holders with a finite expiry (for INFO keyspace without a scan). */
   private expiring = 0;
-  /** Where the last tombstone eviction pass stopped (Map iterators survive deletes). */
-  private evictCursor: IterableIterator<[string, LockRecord]> | undefined;
   /** Resources released or expired since the last drain (for waiters). */
   private freed: string[] = [];
 
@@ -126,15 +125,17 @@ export class LockTable {
   }
 
   /**
-   * Releases up to budget expired locks, oldest deadline first. Returns how
-   * many were released. Stale heap entries (extended or released locks) are
-   * discarded and count against the budget, which bounds the work per call.
+   * Releases up to budget expired locks in (deadline, resource) order and
+   * returns how many it released. Stale heap entries (locks extended or
+   * released since) are discarded without counting against the budget: each
+   * is popped once, so the work stays amortised O(1) per expiry set, and which
+   * locks a call releases depends only on the table's records, never on the
+   * heap's history; so replicas, including ones restored from a snapshot,
+   * release the same locks.
    */
   expireDue(nowMs: number, budget: number): number {
     let released = 0;
-    let examined = 0;
-    while (examined < budget && this.expiries.peekDeadline() < nowMs) {
-      examined += 1;
+    while (released < budget && this.expiries.peekDeadline() < nowMs) {
       const deadline = this.expiries.peekDeadline();
       const resource = this.expiries.peekKey()!;
       this.expiries.pop();
@@ -169,6 +170,11 @@ export class LockTable {
     return this.expiring;
   }
 
+  /** Resources with a record: holders (expired or not) and tombstones. */
+  get recordCount(): number {
+    return this.records.size;
+  }
+
   /** Released resources whose last token is remembered individually. */
   get tombstoneCount(): number {
     return this.records.size - this.live;
@@ -180,6 +186,47 @@ export class LockTable {
     const out = this.freed;
     this.freed = [];
     return out;
+  }
+
+  /**
+   * Writes the whole table (records in Map order, tombstones included, and
+   * the token floor) so that a table read back with readSnapshot() behaves
+   * exactly like this one from then on. The expiry heap is rebuilt: expiry
+   * order does not depend on its layout or its stale entries.
+   */
+  writeSnapshot(w: Writer): void {
+    w.u64(this.tokenFloor).f64(this.expiredTotal).u32(this.records.size);
+    for (const [resource, record] of this.records) {
+      w.str(resource).u64(record.token).f64(record.expiresAtMs);
+      if (record.owner === null) w.u8(0);
+      else w.u8(1).str(record.owner);
+    }
+  }
+
+  /** Replaces the whole table with what writeSnapshot() wrote. */
+  readSnapshot(r: Reader): void {
+    this.records.clear();
+    this.freed = [];
+    this.tokenFloor = r.u64();
+    this.expiredTotal = r.f64();
+    this.live = 0;
+    this.expiring = 0;
+    const count = r.u32();
+    for (let i = 0; i < count; i++) {
+      const resource = r.str();
+      const token = r.u64();
+      const expiresAtMs = r.f64();
+      const owner = r.u8() === 0 ? null : r.str();
+      if (owner !== null) {
+        this.live += 1;
+        if (expiresAtMs !== NO_EXPIRY) this.expiring += 1;
+      } else if (expiresAtMs !== NO_EXPIRY) {
+        throw r.error(`free resource '${resource}' has an expiry`);
+      }
+      this.records.set(resource, { owner, token, expiresAtMs });
+    }
+    if (this.records.size !== count) throw r.error('a resource appears twice');
+    this.rebuildExpiries();
   }
 
   /** All live (unexpired) entries; for snapshots and tests. */
@@ -206,21 +253,16 @@ export class LockTable {
    */
   private evictTombstones(): void {
     const target = Math.floor(this.limits.tombstonesMax * 0.9);
-    let wrapped = false;
-    while (this.tombstoneCount > target) {
-      this.evictCursor ??= this.records.entries();
-      const next = this.evictCursor.next();
-      if (next.done === true) {
-        this.evictCursor = undefined;
-        if (wrapped) throw new Error('tombstone count out of step with the table');
-        wrapped = true;
-        continue;
-      }
-      const [resource, record] = next.value;
+    // Always from the front of the Map: the victims then depend only on the
+    // table's contents and order, which a snapshot preserves, so a replica
+    // restored from one evicts exactly what the others do.
+    for (const [resource, record] of this.records) {
+      if (this.tombstoneCount <= target) return;
       if (record.owner !== null) continue;
       if (record.token + 1n > this.tokenFloor) this.tokenFloor = record.token + 1n;
       this.records.delete(resource);
     }
+    throw new Error('tombstone count out of step with the table');
   }
 
   private pushExpiry(expiresAtMs: number, resource: string): void {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { LockService, type Replicator } from '../lock/service.js';
 import { LockStateMachine } from '../lock/machine.js';
 import { Replica } from '../cluster/replica.js';
-import { Wal, nodeFs } from '../storage/index.js';
+import { SnapshotStore, Wal, nodeFs } from '../storage/index.js';
 import type { ClientState, CommandSpec, ServerInfo, ServerStats } from '../commands/spec.js';
 import { COMMANDS } from '../commands/table.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
@@ -126,12 +126,14 @@ export class RaftlockServer implements ConnectionHost {
     this.wal = wal;
     if (report.truncatedTail !== null) this.log.warn('WAL: truncated a torn tail left by a crash', { ...report.truncatedTail });
     const replay = groups.get(0);
+    const snapshots = await SnapshotStore.open({ fs: nodeFs, dir: join(this.config.dataDir, 'snap') });
     const replica = await Replica.open({
       id: this.config.nodeId,
       group: 0,
       conf: { voters: [this.config.nodeId], learners: [] },
       wal,
       replay,
+      snapshots,
       machine: this.service.machine,
       clock: monotonicMs,
       rng: Math.random,
@@ -144,7 +146,9 @@ export class RaftlockServer implements ConnectionHost {
       },
     });
     this.replica = replica;
-    this.log.info('replayed the log', { entries: replay?.entries.length ?? 0, segments: report.segments.length });
+    this.log.info('restored the lock table', {
+      snapshotIndex: replica.snapshotIndex, entries: replay?.entries.length ?? 0, segments: report.segments.length,
+    });
     replica.campaign();
     // Ticks follow elapsed time, not timer callbacks: after a stall (GC, a paused
     // process) the missed ticks are delivered before anything else, so the

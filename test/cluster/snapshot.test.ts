@@ -1,0 +1,171 @@
+import t from 'tap';
+import { Replica, type SnapshotPolicy } from '../../src/cluster/replica.js';
+import { LockStateMachine } from '../../src/lock/machine.js';
+import { encodeLockSnapshot } from '../../src/lock/snapshot.js';
+import { MemoryFs, SnapshotStore, Wal } from '../../src/storage/index.js';
+import type { Message } from '../../raft/types.js';
+import { mulberry32 } from '../helpers/random.js';
+
+const settle = () => new Promise((r) => setImmediate(r));
+const SMALL: Partial<SnapshotPolicy> = { minEntries: 20, tableRatio: 0, trailingEntries: 5 };
+
+async function openReplica(
+  fs: MemoryFs, id: string, voters: string[], clock: () => number, send: (m: Message[]) => void,
+  options: { snapshots?: boolean; policy?: Partial<SnapshotPolicy> } = {},
+) {
+  const { wal, groups, report } = await Wal.open({ fs, dir: `/${id}/wal`, segmentBytes: 4096 });
+  const snapshots = options.snapshots === false ? undefined : await SnapshotStore.open({ fs, dir: `/${id}/snap` });
+  const machine = new LockStateMachine();
+  const replay = groups.get(0);
+  const replayed = replay?.entries.length ?? 0;
+  const replica = await Replica.open({
+    id, group: 0, conf: { voters, learners: [] }, wal, replay, machine, clock, rng: mulberry32(id.charCodeAt(1)), send,
+    snapshots, snapshotPolicy: options.policy ?? SMALL,
+  });
+  return { replica, machine, wal, snapshots, replayed, report };
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, step: () => void, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (await cond()) return;
+    step();
+    await settle();
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function leaderOf(node: { replica: Replica }): Promise<void> {
+  node.replica.campaign();
+  await waitFor(() => node.replica.isLeader, () => node.replica.tick(), 'leadership');
+  // A read completes once the leader committed in its term: the whole log is applied.
+  await node.replica.read(() => undefined);
+}
+
+/** The whole replicated state, comparable across replicas. */
+function state(machine: LockStateMachine): string {
+  return Buffer.from(encodeLockSnapshot(machine, 0)).toString('hex');
+}
+
+t.test('a single node snapshots, compacts its WAL, and restarts from the snapshot plus the log after it', async (t) => {
+  const fs = new MemoryFs();
+  let now = 1000;
+  const first = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined);
+  await leaderOf(first);
+  const tokens: bigint[] = [];
+  for (let i = 0; i < 150; i++) {
+    now += 3;
+    const token = await first.replica.propose({ kind: 'lock', durability: 'persistent', resource: `r${i % 30}`, owner: `o${i}`, ttlMs: i % 2 === 0 ? 100_000 : 10 });
+    if (token !== null) tokens.push(token as bigint);
+    if (i % 3 === 0) await first.replica.propose({ kind: 'unlock', durability: 'persistent', resource: `r${i % 30}`, owner: `o${i}` });
+  }
+  await waitFor(async () => (await first.snapshots!.list(0)).some((s) => s.index > 150), () => undefined, 'a durable snapshot');
+  t.ok(first.replica.snapshotIndex > 150, `snapshot at ${first.replica.snapshotIndex}`);
+  t.equal((await first.snapshots!.list(0)).length, 1, 'older snapshot files are deleted');
+  const segments = (await fs.readdir('/n1/wal')).filter((n) => n.endsWith('.log'));
+  await waitFor(async () => (await fs.readdir('/n1/wal')).filter((n) => n.endsWith('.log')).length < segments.length || segments.length <= 2,
+    () => undefined, 'WAL compaction');
+  const expected = state(first.machine);
+  const remaining = first.machine.info('persistent', 'r0', now);
+  fs.crash(mulberry32(3));
+  now += 50_000;
+  const second = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined);
+  t.ok(second.replica.snapshotIndex > 150, 'restored from the snapshot');
+  t.ok(second.replayed < 100, `replayed only the log after the snapshot (${second.replayed} entries)`);
+  t.ok(second.report.segments.length < 20, `compaction deleted covered segments (${second.report.segments.length} left)`);
+  await leaderOf(second);
+  t.equal(state(second.machine), expected, 'the same lock table once the log after the snapshot is applied again');
+  const info = await second.replica.read((logNow) => second.machine.info('persistent', 'r0', logNow));
+  t.same(info, remaining, 'same owner, token and remaining lease (downtime does not count)');
+  const next = await second.replica.propose({ kind: 'lock', durability: 'persistent', resource: 'r1', owner: 'new', ttlMs: 10 });
+  t.ok(next === null || (next as bigint) > tokens.reduce((a, b) => (a > b ? a : b)), 'tokens never go back');
+});
+
+t.test('a snapshot saved just before a crash, without its WAL marker, is used and its marker recorded', async (t) => {
+  const fs = new MemoryFs();
+  let now = 1000;
+  // Without a store: the log holds every entry.
+  const first = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined, { snapshots: false });
+  await leaderOf(first);
+  for (let i = 0; i < 40; i++) {
+    now += 1;
+    await first.replica.propose({ kind: 'lock', durability: 'persistent', resource: `r${i % 7}`, owner: `o${i % 3}`, ttlMs: 1000 });
+  }
+  const index = first.replica.appliedIndex;
+  const term = first.replica.raw.status().term;
+  const store = await SnapshotStore.open({ fs, dir: '/n1/snap' });
+  await store.save({ group: 0, index, term, conf: { voters: ['n1'], learners: [] }, data: encodeLockSnapshot(first.machine, now) });
+  for (let i = 0; i < 5; i++) await first.replica.propose({ kind: 'lock', durability: 'persistent', resource: `s${i}`, owner: 'a', ttlMs: 1000 });
+  const expected = state(first.machine);
+  fs.crash(mulberry32(9));
+  const second = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined);
+  t.equal(second.replica.snapshotIndex, index, 'restored from the file');
+  await leaderOf(second);
+  t.equal(state(second.machine), expected, 'file plus the log after it give the same table');
+  fs.crash(mulberry32(10));
+  const { groups } = await Wal.open({ fs, dir: '/n1/wal' });
+  t.equal(groups.get(0)!.snapshot!.index, index, 'the marker was appended on open');
+});
+
+t.test('a marker without its snapshot file refuses to start', async (t) => {
+  const fs = new MemoryFs();
+  const first = await openReplica(fs, 'n1', ['n1'], () => 0, () => undefined, { policy: { minEntries: 5, tableRatio: 0, trailingEntries: 0 } });
+  await leaderOf(first);
+  for (let i = 0; i < 10; i++) await first.replica.propose({ kind: 'tick' });
+  await waitFor(async () => (await first.snapshots!.list(0)).length > 0, () => undefined, 'a snapshot');
+  await first.replica.propose({ kind: 'tick' });
+  for (const s of await first.snapshots!.list(0)) await fs.unlink(s.file);
+  await t.rejects(openReplica(fs, 'n1', ['n1'], () => 0, () => undefined), /snapshot marker is at index \d+ but the newest snapshot file is at none/);
+});
+
+t.test('a follower far behind is sent a snapshot, installs it, and survives a restart', async (t) => {
+  const fs = new MemoryFs();
+  const ids = ['n1', 'n2', 'n3'];
+  let now = 0;
+  const inbox: Message[] = [];
+  const down = new Set<string>();
+  type Node = Awaited<ReturnType<typeof openReplica>>;
+  const nodes = new Map<string, Node>();
+  const open = (id: string) => openReplica(fs, id, ids, () => now, (m) => inbox.push(...m));
+  for (const id of ids) nodes.set(id, await open(id));
+  const deliver = () => {
+    for (const m of inbox.splice(0)) if (!down.has(m.to) && !down.has(m.from)) nodes.get(m.to)!.replica.step(m);
+  };
+  const tickAll = () => {
+    now += 10;
+    for (const [id, n] of nodes) if (!down.has(id)) n.replica.tick();
+    deliver();
+  };
+  nodes.get('n1')!.replica.campaign();
+  await waitFor(() => [...nodes.values()].some((n) => n.replica.isLeader), tickAll, 'a leader');
+  const leader = [...nodes.values()].find((n) => n.replica.isLeader)!;
+  const laggard = ids.find((id) => nodes.get(id) !== leader)!;
+  down.add(laggard);
+  for (let i = 0; i < 120; i++) {
+    const write = leader.replica.propose({ kind: 'lock', durability: 'persistent', resource: `r${i % 25}`, owner: `o${i % 4}`, ttlMs: 60_000 });
+    let done = false;
+    void write.then(() => (done = true));
+    await waitFor(() => done, deliver, `write ${i}`);
+  }
+  await waitFor(() => leader.replica.snapshotIndex > 100, deliver, 'a snapshot on the leader');
+  down.delete(laggard);
+  const n3 = nodes.get(laggard)!;
+  t.ok(n3.replica.appliedIndex < 10, 'the follower is far behind');
+  await waitFor(() => n3.replica.appliedIndex >= leader.replica.appliedIndex, tickAll, 'the follower to catch up');
+  t.ok(n3.replica.snapshotIndex > 100, `it installed a snapshot (${n3.replica.snapshotIndex})`);
+  t.equal(state(n3.machine), state(leader.machine), 'it has the leader\'s table');
+  const after = leader.replica.propose({ kind: 'set', key: 'later', value: 'v', mode: 'always', expiry: { kind: 'none' } });
+  let done = false;
+  void after.then(() => (done = true));
+  await waitFor(() => done && n3.machine.get('later', now) === 'v', tickAll, 'replication after the snapshot');
+  await waitFor(async () => (await n3.snapshots!.list(0)).some((s) => s.index > 100), tickAll, 'its snapshot to be durable');
+  const expected = state(n3.machine);
+  // Restart n3 from its disk.
+  down.add(laggard);
+  fs.crash(mulberry32(4));
+  const restarted = await open(laggard);
+  nodes.set(laggard, restarted);
+  t.ok(restarted.replica.snapshotIndex > 100, 'it restarts from the installed snapshot');
+  down.delete(laggard);
+  await waitFor(() => state(restarted.machine) === expected, tickAll, 'the restarted follower to apply its log again');
+  t.pass('the restarted follower has the same table');
+});

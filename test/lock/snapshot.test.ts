@@ -1,0 +1,90 @@
+import t from 'tap';
+import { LockStateMachine } from '../../src/lock/machine.js';
+import { applyCommand, type LockOp } from '../../src/lock/commands.js';
+import { encodeLockSnapshot, restoreLockSnapshot } from '../../src/lock/snapshot.js';
+import { mulberry32 } from '../helpers/random.js';
+
+/** A random PERSISTENT write over a small keyspace, so that locks collide, expire and are released. */
+function randomOp(rng: () => number): LockOp {
+  const resource = `r${Math.floor(rng() * 40)}`;
+  const owner = `o${Math.floor(rng() * 3)}`;
+  const ttlMs = 1 + Math.floor(rng() * 300);
+  const pick = rng();
+  if (pick < 0.35) return { kind: 'lock', durability: 'persistent', resource, owner, ttlMs };
+  if (pick < 0.55) return { kind: 'unlock', durability: 'persistent', resource, owner };
+  if (pick < 0.7) return { kind: 'extend', durability: 'persistent', resource, owner, ttlMs };
+  if (pick < 0.8) return { kind: 'set', key: resource, value: owner, mode: rng() < 0.5 ? 'nx' : 'always', expiry: rng() < 0.2 ? { kind: 'none' } : { kind: 'ttl', ttlMs } };
+  if (pick < 0.87) return { kind: 'del', keys: [resource, `r${Math.floor(rng() * 40)}`] };
+  if (pick < 0.94) return { kind: 'expire', key: resource, ttlMs: ttlMs - 20, condition: 'always' };
+  if (pick < 0.97) return { kind: 'persist', key: resource };
+  return { kind: 'tick' };
+}
+
+t.test('a machine restored from a snapshot behaves exactly like the original from then on', async (t) => {
+  for (let seed = 1; seed <= 30; seed++) {
+    const rng = mulberry32(seed);
+    // A small tombstone limit makes eviction (and so the token floor) part of the state.
+    const limits = { tombstonesMax: 8 };
+    const original = new LockStateMachine(limits);
+    let now = 1000;
+    for (let i = 0; i < 400; i++) {
+      now += Math.floor(rng() * 5);
+      applyCommand(original, { logTimeMs: now, op: randomOp(rng) });
+    }
+    const bytes = encodeLockSnapshot(original, now);
+    const restored = new LockStateMachine(limits);
+    // Some state to be replaced, and EPHEMERAL locks that a snapshot leaves alone.
+    applyCommand(restored, { logTimeMs: 5, op: { kind: 'lock', durability: 'persistent', resource: 'gone', owner: 'x', ttlMs: 1e9 } });
+    restored.lock('ephemeral', 'e', 'me', 1e9, 5);
+    t.same(restoreLockSnapshot(restored, bytes), { logTimeMs: now });
+    t.same(restored.info('ephemeral', 'e', now)?.owner, 'me', 'EPHEMERAL locks are not part of the snapshot');
+    t.same(encodeLockSnapshot(restored, now), bytes, `seed ${seed}: the restored table encodes identically`);
+    const results: [unknown, unknown][] = [];
+    for (let i = 0; i < 400; i++) {
+      now += Math.floor(rng() * 5);
+      const op = randomOp(rng);
+      results.push([applyCommand(original, { logTimeMs: now, op }), applyCommand(restored, { logTimeMs: now, op })]);
+    }
+    t.same(results.map((r) => r[1]), results.map((r) => r[0]), `seed ${seed}: same replies to the next 400 writes`);
+    t.same(encodeLockSnapshot(restored, now), encodeLockSnapshot(original, now), `seed ${seed}: same state after them`);
+    t.equal(restored.dbsize(), original.dbsize());
+  }
+});
+
+t.test('tokens stay above every forgotten tombstone after a restore', async (t) => {
+  const machine = new LockStateMachine({ tombstonesMax: 2 });
+  for (let i = 0; i < 5; i++) {
+    for (let round = 0; round < 3; round++) {
+      machine.lock('persistent', `r${i}`, 'a', 100, 0);
+      machine.unlock('persistent', `r${i}`, 'a', 0);
+    }
+  }
+  const restored = new LockStateMachine({ tombstonesMax: 2 });
+  restoreLockSnapshot(restored, encodeLockSnapshot(machine, 0));
+  t.ok(restored.persistent.tombstoneCount <= 2);
+  // Every resource was granted tokens 0..2; a forgotten one restarts above them all.
+  for (let i = 0; i < 5; i++) t.ok(restored.lock('persistent', `r${i}`, 'b', 100, 1)! >= 3n, `r${i}`);
+});
+
+t.test('binary resource names and owners survive', async (t) => {
+  const machine = new LockStateMachine();
+  const name = 'k\u0000\u00ff\r\n' + 'x'.repeat(40);
+  machine.lock('persistent', name, '\u0080owner\u00fe'.repeat(5), 1000, 0);
+  const restored = new LockStateMachine();
+  restoreLockSnapshot(restored, encodeLockSnapshot(machine, 0));
+  t.equal(restored.info('persistent', name, 1)?.owner, '\u0080owner\u00fe'.repeat(5));
+});
+
+t.test('damaged snapshot bytes are refused with a clear error', async (t) => {
+  const machine = new LockStateMachine();
+  machine.lock('persistent', 'r', 'a', 1000, 0);
+  const bytes = encodeLockSnapshot(machine, 7);
+  t.throws(() => restoreLockSnapshot(new LockStateMachine(), bytes.subarray(0, bytes.length - 3)), /lock snapshot: truncated/);
+  t.throws(() => restoreLockSnapshot(new LockStateMachine(), new Uint8Array([...bytes, 0])), /lock snapshot: 1 trailing bytes/);
+  const badMagic = bytes.slice();
+  badMagic[0] = 0;
+  t.throws(() => restoreLockSnapshot(new LockStateMachine(), badMagic), /lock snapshot: bad magic/);
+  const badVersion = bytes.slice();
+  badVersion[4] = 9;
+  t.throws(() => restoreLockSnapshot(new LockStateMachine(), badVersion), /unknown format version 9/);
+});
