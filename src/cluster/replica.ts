@@ -5,7 +5,7 @@ import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
 import type { RaftConfig } from '../../raft/config.js';
 import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/index.js';
 import { encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
-import { applyCommand, commandLogTime, decodeCommand, encodeCommand, type LockOp, type LockResult } from '../lock/commands.js';
+import { applyCommand, commandLogTime, decodeCommand, encodeCommand, noopOutcome, type LockOp, type LockResult } from '../lock/commands.js';
 import type { LockStateMachine } from '../lock/machine.js';
 
 /** The replica is not the leader (or lost leadership before the outcome was known). */
@@ -84,6 +84,8 @@ export const READ_STALENESS_MS = 10;
 
 interface Pending {
   term: number;
+  /** The keys the command writes (counted in Replica.keysInFlight). */
+  keys: readonly string[];
   resolve: (result: LockResult) => void;
   reject: (error: Error) => void;
 }
@@ -108,6 +110,8 @@ export class Replica {
   readonly raw: RawNode;
   private readonly storage: MemoryStorage;
   private readonly pending = new Map<number, Pending>();
+  /** For each key, how many of the pending commands write it. */
+  private readonly keysInFlight = new Map<string, number>();
   private readonly reads = new Map<string, PendingRead>();
   private readonly appliedWaiters: { index: number; run: () => void }[] = [];
   private nextReadId = 0;
@@ -239,11 +243,36 @@ export class Replica {
       throw error;
     }
     this.lastLogTimeMs = logTimeMs;
+    const keys = writtenKeys(op);
+    for (const key of keys) this.keysInFlight.set(key, (this.keysInFlight.get(key) ?? 0) + 1);
     const promise = new Promise<LockResult>((resolve, reject) => {
-      this.pending.set(at.index, { term: at.term, resolve, reject });
+      this.pending.set(at.index, { term: at.term, keys, resolve, reject });
     });
     this.kick();
     return promise;
+  }
+
+  /**
+   * The result of a write that would change nothing (see noopOutcome),
+   * answered without the log; undefined when it must be proposed. Only under
+   * a valid leader lease with every committed entry applied, so the state
+   * read reflects every acknowledged write; the op is evaluated at the
+   * current log clock, which is at least the log time of everything applied,
+   * so the answer holds at an instant between the request and the reply.
+   *
+   * Never while a command writing the same key is in flight: then no write
+   * to the key can land between this answer and the apply of any command
+   * proposed before it (which takes a lower index, and whose log time is at
+   * most the clock now). So the answer also holds right after those
+   * commands apply, and a client that pipelines a write and then this one
+   * sees them in the order it sent them, as its replies come in order.
+   */
+  answerNoop(op: LockOp): LockResult | undefined {
+    if (this.failed !== null || !this.isLeader || !this.raw.leaseValid() || this.applied < this.raw.committedIndex()) return undefined;
+    if (this.keysInFlight.size > 0) {
+      for (const key of writtenKeys(op)) if (this.keysInFlight.has(key)) return undefined;
+    }
+    return noopOutcome(this.options.machine, op, this.logNow());
   }
 
   /**
@@ -412,6 +441,11 @@ export class Replica {
     const waiting = this.pending.get(entry.index);
     if (waiting === undefined) return;
     this.pending.delete(entry.index);
+    for (const key of waiting.keys) {
+      const count = this.keysInFlight.get(key)!;
+      if (count === 1) this.keysInFlight.delete(key);
+      else this.keysInFlight.set(key, count - 1);
+    }
     // Another leader's entry took this index: ours can never commit.
     if (waiting.term !== entry.term) waiting.reject(new NotLeaderError(this.leader));
     else waiting.resolve(result);
@@ -445,6 +479,7 @@ export class Replica {
       const error = new OutcomeUnknownError('leadership lost while the command was in flight');
       for (const p of this.pending.values()) p.reject(error);
       this.pending.clear();
+      this.keysInFlight.clear();
       for (const r of this.reads.values()) r.reject(new NotLeaderError(leader));
       this.reads.clear();
     }
@@ -461,8 +496,29 @@ export class Replica {
     this.failed = error;
     for (const p of this.pending.values()) p.reject(new OutcomeUnknownError(error.message));
     this.pending.clear();
+    this.keysInFlight.clear();
     for (const r of this.reads.values()) r.reject(error);
     this.reads.clear();
     if (fatal) this.options.onFatal?.(error);
+  }
+}
+
+const NO_KEYS: readonly string[] = [];
+
+/** The PERSISTENT keys a command may change. */
+function writtenKeys(op: LockOp): readonly string[] {
+  switch (op.kind) {
+    case 'lock':
+    case 'unlock':
+    case 'extend':
+      return [op.resource];
+    case 'set':
+    case 'expire':
+    case 'persist':
+      return [op.key];
+    case 'del':
+      return op.keys;
+    case 'tick':
+      return NO_KEYS;
   }
 }

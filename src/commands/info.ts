@@ -63,6 +63,19 @@ const sections: Record<string, Section> = {
       ['used_cpu_user', (usage.user / 1e6).toFixed(6)],
     ];
   },
+  raft: (ctx) => {
+    const raft = ctx.server.raft?.();
+    if (raft === undefined) return [];
+    return [
+      ['raft_role', raft.role],
+      ['raft_term', raft.term],
+      ['raft_leader', raft.leader ?? ''],
+      ['raft_last_index', raft.lastIndex],
+      ['raft_commit_index', raft.commitIndex],
+      ['raft_applied_index', raft.appliedIndex],
+      ['raft_snapshot_index', raft.snapshotIndex],
+    ];
+  },
   cluster: () => [['cluster_enabled', 0]],
   keyspace: (ctx) => {
     const machine = ctx.server.service.machine;
@@ -84,7 +97,7 @@ const sections: Record<string, Section> = {
 
 const TITLES: Record<string, string> = {
   server: 'Server', clients: 'Clients', memory: 'Memory', persistence: 'Persistence', stats: 'Stats',
-  replication: 'Replication', cpu: 'CPU', cluster: 'Cluster', keyspace: 'Keyspace', locks: 'Locks',
+  replication: 'Replication', cpu: 'CPU', raft: 'Raft', cluster: 'Cluster', keyspace: 'Keyspace', locks: 'Locks',
 };
 const DEFAULT_SECTIONS = Object.keys(sections);
 

@@ -65,6 +65,18 @@ export interface ServerInfo {
   blockedClients(): number;
   /** Wall-clock ms since the epoch (only for EXAT/PXAT, TIME and INFO). */
   wallClockMs(): number;
+  /** The node's Raft group, once open (INFO raft). */
+  raft?(): RaftInfo | undefined;
+}
+
+export interface RaftInfo {
+  role: string;
+  term: number;
+  leader: string | null;
+  lastIndex: number;
+  commitIndex: number;
+  appliedIndex: number;
+  snapshotIndex: number;
 }
 
 export interface ServerSettings {

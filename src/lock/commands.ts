@@ -48,6 +48,36 @@ export function applyCommand(machine: LockStateMachine, command: LockCommand): L
   return result;
 }
 
+/**
+ * The result of op at nowMs if applying it would change nothing a client can
+ * observe (a lock held by another owner, the holder asking again, an unlock
+ * or extend by a non-holder, SET NX on a live key); undefined if it would
+ * change the state or the answer needs the log. Never changes the machine.
+ */
+export function noopOutcome(machine: LockStateMachine, op: LockOp, nowMs: number): LockResult | undefined {
+  switch (op.kind) {
+    case 'lock': {
+      const holder = machine.table(op.durability).peek(op.resource, nowMs);
+      if (holder === undefined) return undefined;
+      return holder.owner === op.owner ? holder.token : null;
+    }
+    case 'unlock':
+    case 'extend': {
+      const holder = machine.table(op.durability).peek(op.resource, nowMs);
+      if (holder !== undefined && holder.owner === op.owner) return undefined;
+      return op.kind === 'unlock' ? false : null;
+    }
+    case 'set': {
+      if (op.mode === 'always') return undefined;
+      const holder = machine.persistent.peek(op.key, nowMs);
+      if ((op.mode === 'nx') === (holder === undefined)) return undefined;
+      return { written: false, previous: holder?.owner };
+    }
+    default:
+      return undefined;
+  }
+}
+
 const KINDS = ['lock', 'unlock', 'extend', 'set', 'del', 'expire', 'persist', 'tick'] as const;
 const MODES = ['always', 'nx', 'xx'] as const;
 const CONDITIONS = ['always', 'nx', 'xx', 'gt', 'lt'] as const;

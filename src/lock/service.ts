@@ -15,6 +15,8 @@ export type WakeScheduler = (atMs: number) => void;
  */
 export interface Replicator {
   propose(op: LockOp): Promise<LockResult>;
+  /** The result of a write that would change nothing, without the log; undefined if it must be proposed. */
+  answerNoop(op: LockOp): LockResult | undefined;
   read<T>(fn: (logNowMs: number) => T): Promise<T>;
   /** The leader's log clock. */
   logNow(): number;
@@ -68,14 +70,22 @@ export class LockService {
     return this.replicator !== undefined ? this.replicator.logNow() : this.clock();
   }
 
-  /** Applies a write: through the replicated log for PERSISTENT data, in memory for EPHEMERAL. */
+  /**
+   * Applies a write: through the replicated log for PERSISTENT data, in
+   * memory for EPHEMERAL. A PERSISTENT write that would change nothing is
+   * answered from the state when the replica can (Replica.answerNoop),
+   * without a log entry, as Redis leaves such a write out of its AOF.
+   */
   write(op: LockOp): Maybe<LockResult> {
     if (this.replicator === undefined) {
       const result = applyCommand(this.machine, { logTimeMs: this.now(), op });
       this.afterWrite();
       return result;
     }
-    if (isPersistent(op)) return this.replicator.propose(op);
+    if (isPersistent(op)) {
+      const answer = this.replicator.answerNoop(op);
+      return answer !== undefined ? answer : this.replicator.propose(op);
+    }
     // EPHEMERAL: the leader's memory only. Expired PERSISTENT locks are left to
     // the log, so that every replica reclaims them at the same log time.
     const nowMs = this.now();

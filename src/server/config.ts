@@ -8,6 +8,8 @@ export interface ServerConfig extends ServerSettings {
   readonly waitersPerLockMax: number;
   readonly waitersMax: number;
   readonly tombstonesMax: number;
+  /** Log entries applied since the last snapshot before the next (at least; see SnapshotPolicy). */
+  readonly snapshotMinEntries: number;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -26,6 +28,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   waitersPerLockMax: 1024,
   waitersMax: 65_536,
   tombstonesMax: 1_000_000,
+  snapshotMinEntries: 10_000,
 };
 
 function integer(min: number, max: number) {
@@ -77,6 +80,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--max-waiters-per-lock <n>', 'KLOCK ... WAIT callers queued on one lock', 'MAX_WAITERS_PER_LOCK').argParser(integer(0, 1_000_000)).default(d.waitersPerLockMax))
     .addOption(option('--max-waiters <n>', 'KLOCK ... WAIT callers queued in total', 'MAX_WAITERS').argParser(integer(0, 10_000_000)).default(d.waitersMax))
     .addOption(option('--max-remembered-tokens <n>', 'released locks whose fencing token is remembered individually', 'MAX_REMEMBERED_TOKENS').argParser(integer(0, 100_000_000)).default(d.tombstonesMax))
+    .addOption(option('--snapshot-min-entries <n>', 'log entries applied before the lock table is snapshotted and the log compacted (more when the table is larger)', 'SNAPSHOT_MIN_ENTRIES').argParser(integer(1, 1_000_000_000)).default(d.snapshotMinEntries))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -97,6 +101,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     waitersPerLockMax: o['maxWaitersPerLock'],
     waitersMax: o['maxWaiters'],
     tombstonesMax: o['maxRememberedTokens'],
+    snapshotMinEntries: o['snapshotMinEntries'],
     logLevel: o['logLevel'],
   };
 }

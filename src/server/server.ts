@@ -46,6 +46,7 @@ export class RaftlockServer implements ConnectionHost {
   constructor(readonly config: ServerConfig = DEFAULT_CONFIG, readonly log: Logger = SILENT) {
     const replicator: Replicator = {
       propose: (op) => this.leaderReplica().propose(op),
+      answerNoop: (op) => this.replica?.answerNoop(op),
       read: (fn) => this.leaderReplica().read(fn),
       logNow: () => this.replica?.logNow() ?? monotonicMs(),
     };
@@ -75,6 +76,15 @@ export class RaftlockServer implements ConnectionHost {
         return n;
       },
       wallClockMs: () => Date.now(),
+      raft: () => {
+        const replica = this.replica;
+        if (replica === undefined) return undefined;
+        const status = replica.raw.status();
+        return {
+          role: status.role, term: status.term, leader: replica.leaderId, lastIndex: status.lastIndex,
+          commitIndex: status.commit, appliedIndex: replica.appliedIndex, snapshotIndex: replica.snapshotIndex,
+        };
+      },
     };
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
@@ -134,6 +144,7 @@ export class RaftlockServer implements ConnectionHost {
       wal,
       replay,
       snapshots,
+      snapshotPolicy: { minEntries: this.config.snapshotMinEntries },
       machine: this.service.machine,
       clock: monotonicMs,
       rng: Math.random,

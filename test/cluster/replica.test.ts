@@ -78,3 +78,46 @@ t.test('three nodes: writes replicate, a follower refuses proposals, the leader 
   await waitFor(() => [...nodes.values()].every((n) => n.machine.get('k', now) === 'v'), tickAll, 'replication to every node');
   t.pass('every replica applied the write');
 });
+
+t.test('a write that would change nothing is answered without a log entry, unless a write to its key is in flight', async (t) => {
+  const fs = new MemoryFs();
+  let now = 1000;
+  const { replica } = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined);
+  replica.campaign();
+  await waitFor(() => replica.isLeader, () => replica.tick(), 'leadership');
+  await replica.read(() => undefined);
+  const token = await replica.propose({ kind: 'lock', durability: 'persistent', resource: 'r', owner: 'a', ttlMs: 100 });
+  await replica.propose({ kind: 'set', key: 'k', value: 'v', mode: 'always', expiry: { kind: 'none' } });
+  const last = replica.raw.status().lastIndex;
+  const lock = (owner: string) => ({ kind: 'lock' as const, durability: 'persistent' as const, resource: 'r', owner, ttlMs: 100 });
+  t.equal(replica.answerNoop(lock('b')), null, 'held by another owner');
+  t.equal(replica.answerNoop(lock('a')), token, 'the holder asking again gets its token');
+  t.equal(replica.answerNoop({ kind: 'unlock', durability: 'persistent', resource: 'r', owner: 'b' }), false);
+  t.equal(replica.answerNoop({ kind: 'extend', durability: 'persistent', resource: 'r', owner: 'b', ttlMs: 5 }), null);
+  t.same(replica.answerNoop({ kind: 'set', key: 'k', value: 'w', mode: 'nx', expiry: { kind: 'none' } }), { written: false, previous: 'v' });
+  t.same(replica.answerNoop({ kind: 'set', key: 'nope', value: 'w', mode: 'xx', expiry: { kind: 'none' } }), { written: false, previous: undefined });
+  t.equal(replica.answerNoop({ kind: 'unlock', durability: 'persistent', resource: 'r', owner: 'a' }), undefined, 'a real unlock needs the log');
+  t.equal(replica.answerNoop(lock2('free')), undefined, 'a free lock needs the log');
+  t.equal(replica.answerNoop({ kind: 'set', key: 'k', value: 'w', mode: 'always', expiry: { kind: 'none' } }), undefined);
+  t.equal(replica.raw.status().lastIndex, last, 'no log entry was written');
+  // In flight: the unlock may land before a later command's reply; so that one goes to the log too.
+  const unlock = replica.propose({ kind: 'unlock', durability: 'persistent', resource: 'r', owner: 'a' });
+  t.equal(replica.answerNoop(lock('b')), undefined, 'a write to the key is in flight');
+  t.same(replica.answerNoop({ kind: 'set', key: 'k', value: 'w', mode: 'nx', expiry: { kind: 'none' } }), { written: false, previous: 'v' },
+    'other keys are still answered');
+  t.equal(await unlock, true);
+  t.equal(replica.answerNoop(lock('b')), undefined, 'once applied, the key is free');
+  await replica.propose(lock('c'));
+  now += 101;
+  t.equal(replica.answerNoop(lock('b')), undefined, 'a lease that ran out by the log clock is not held');
+  t.equal(replica.answerNoop({ kind: 'tick' }), undefined);
+  function lock2(resource: string) {
+    return { kind: 'lock' as const, durability: 'persistent' as const, resource, owner: 'a', ttlMs: 100 };
+  }
+});
+
+t.test('a follower answers nothing without the log', async (t) => {
+  const fs = new MemoryFs();
+  const { replica } = await openReplica(fs, 'n2', ['n1', 'n2'], () => 0, () => undefined);
+  t.equal(replica.answerNoop({ kind: 'unlock', durability: 'persistent', resource: 'r', owner: 'b' }), undefined);
+});
