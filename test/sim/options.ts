@@ -80,6 +80,8 @@ export interface SimOptions {
   readGuard: boolean;
   /** Model steps the linearizability search may spend per lock. */
   linStepsMax: number;
+  /** Largest MsgApp payload (the Raft core's maxSizePerMsg); undefined: the production default. */
+  msgBytesMax: number | undefined;
 }
 
 /** A calm three-node cluster with no faults: the base for named scenarios. */
@@ -106,6 +108,7 @@ export function baseOptions(seed: number): SimOptions {
     readInstant: 'replica',
     readGuard: false,
     readStalenessMs: undefined,
+    msgBytesMax: undefined,
   };
 }
 

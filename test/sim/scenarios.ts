@@ -9,11 +9,15 @@ import { baseOptions, type SimOptions } from './options.js';
 import { commandBytes, type ClientOp, type SimClient } from './clients.js';
 import { finish, livenessPhase, type SimResult } from './run.js';
 import { Simulator, type SimNode } from './simulator.js';
+import type { Message } from '../../raft/types.js';
 
-export type ScenarioName = 'partitioned-mid-append' | 'crash-before-fsync' | 'figure-8' | 'stale-leader-partitioned' | 'stale-leader-paused';
+export type ScenarioName =
+  | 'partitioned-mid-append' | 'crash-before-fsync' | 'figure-8' | 'figure-8-exact' | 'crash-after-vote'
+  | 'stale-leader-partitioned' | 'stale-leader-paused';
 
 export const SCENARIOS: readonly ScenarioName[] = [
-  'partitioned-mid-append', 'crash-before-fsync', 'figure-8', 'stale-leader-partitioned', 'stale-leader-paused',
+  'partitioned-mid-append', 'crash-before-fsync', 'figure-8', 'figure-8-exact', 'crash-after-vote',
+  'stale-leader-partitioned', 'stale-leader-paused',
 ];
 
 export async function runScenario(name: ScenarioName, seed: number, overrides: Partial<SimOptions> = {}): Promise<SimResult> {
@@ -24,6 +28,10 @@ export async function runScenario(name: ScenarioName, seed: number, overrides: P
       return crashBeforeFsync(seed, overrides);
     case 'figure-8':
       return figure8(seed, overrides);
+    case 'figure-8-exact':
+      return figure8Exact(seed, overrides);
+    case 'crash-after-vote':
+      return crashAfterVote(seed, overrides);
     case 'stale-leader-partitioned':
       return staleLeader(seed, 'partition', overrides);
     case 'stale-leader-paused':
@@ -159,6 +167,86 @@ export async function figure8(seed: number, overrides: Partial<SimOptions> = {})
     if (!op.finished && sim.violations.length === 0) sim.violation(`op #${op.id} still pending after its leader crashed`);
   }
   return conclude(sim, started);
+}
+
+/**
+ * Figure 8 of the Raft paper, step by step, the network scripted so that each
+ * step happens as drawn (s1..s5 are n1..n5; each new leader also appends its
+ * term's no-op, one index past the contested one):
+ *  (a) s1 leads and appends an entry that reaches s2 only, then crashes;
+ *  (b) s5 wins the next term with the votes of s3 and s4 and appends its own
+ *      entry at that index, which reaches nobody, then crashes;
+ *  (c) s1 restarts, wins a later term with s2 and s3, and copies its old
+ *      entry to s3: it now sits on a majority, but being of an older term it
+ *      is not committed by that; s1 crashes before its no-op gets as far;
+ *  (d) s5 restarts, wins with s3 and s4 and overwrites the entry everywhere.
+ * A leader that commits by counting replicas applies the entry in (c) that
+ * (d) overwrites: leader completeness catches s5 winning without it.
+ */
+export async function figure8Exact(seed: number, overrides: Partial<SimOptions> = {}): Promise<SimResult> {
+  // One entry per MsgApp: in (c) s3 can hold s1's old entry without s1's no-op.
+  const sim = new Simulator({ ...baseOptions(seed), nodes: 5, clients: 1, msgBytesMax: 1, ...overrides });
+  const started = performance.now();
+  const [s1, s2, s3, s4, s5] = sim.nodes as [SimNode, SimNode, SimNode, SimNode, SimNode];
+  const client = sim.clients.list[0]!;
+  sim.onlyCampaigner(s1.id);
+  if ((await bootWithLeader(sim)) === undefined) return finish(sim, started);
+  await settleOp(sim, sim.clients.request(client, lockInput('warmup', 'r1'), s1), 1_000);
+  const index = s1.replica!.raw.status().lastIndex + 1;
+  await sim.runUntilTrue(() => sim.nodes.every((n) => n.replica!.appliedIndex === index - 1), 1_000, 'every node applying the warm-up');
+  // (a)
+  sim.dropWhen((m) => m.from === s1.id && m.to !== s2.id, 's1 reaches s2 only');
+  sim.clients.request(client, lockInput(client.name), s1);
+  await sim.runUntilTrue(() => s2.log[index] !== undefined, 1_000, `s2 appending index ${index}`);
+  sim.crash(s1, null);
+  // (b)
+  sim.onlyCampaigner(s5.id);
+  sim.dropWhen((m) => m.from === s5.id && !isVoteRequest(m), 's5 is heard only asking for votes');
+  await sim.runUntilTrue(() => s5.replica?.isLeader === true && s5.log[index]?.term === s5.leaderTerm, 5_000, 's5 winning and appending');
+  await sim.runFor(sim.options.tickMs);
+  sim.crash(s5, null);
+  // (c)
+  sim.restart(s1);
+  sim.onlyCampaigner(s1.id);
+  sim.dropWhen((m) => m.from === s1.id && (m.to === s4.id || m.to === s5.id || (m.to === s3.id && s3.log[index] !== undefined)),
+    's1 reaches s2, and s3 until s3 holds the old entry');
+  const match = (node: SimNode) => s1.replica?.raw.status().progress?.[node.id]?.match ?? 0;
+  await sim.runUntilTrue(() => s1.replica?.isLeader === true && match(s2) >= index && match(s3) >= index, 5_000,
+    `s1 learning that s2 and s3 hold index ${index}`);
+  await sim.runFor(sim.options.tickMs);
+  sim.crash(s1, null);
+  // (d)
+  sim.restart(s5);
+  sim.onlyCampaigner(s5.id);
+  sim.dropWhen(null);
+  await sim.runUntilTrue(() => s5.replica?.isLeader === true && s5.replica.raw.committedIndex() > index, 5_000,
+    `s5 winning and committing past index ${index}`);
+  return conclude(sim, started);
+}
+
+/**
+ * A vote must survive a crash. n1 wins a term with n3's vote while n2, cut
+ * off from n1, stays a term behind. n3 restarts, then n2 campaigns for that
+ * same term: n3 already voted in it, and only its WAL remembers. A node that
+ * forgot its vote elects a second leader in the term (election safety).
+ */
+export async function crashAfterVote(seed: number, overrides: Partial<SimOptions> = {}): Promise<SimResult> {
+  const sim = new Simulator({ ...baseOptions(seed), ...overrides });
+  const started = performance.now();
+  const [n1, n2, n3] = sim.nodes as [SimNode, SimNode, SimNode];
+  sim.onlyCampaigner(n1.id);
+  sim.partition([n1.id], [n2.id], null);
+  if ((await bootWithLeader(sim)) === undefined) return finish(sim, started);
+  // n3 hears nothing more from n1: a live leader, not the vote, would then make it refuse n2.
+  sim.isolate(n1.id, null);
+  sim.crash(n3, sim.options.tickMs * 5);
+  sim.onlyCampaigner(n2.id);
+  await sim.runUntilTrue(() => n2.replica?.isLeader === true, 5_000, 'n2 winning an election');
+  return conclude(sim, started);
+}
+
+function isVoteRequest(m: Message): boolean {
+  return m.type === 'MsgVote' || m.type === 'MsgPreVote';
 }
 
 /**

@@ -88,6 +88,10 @@ export class Simulator {
   private dupP: number;
   private inFlight = 0;
   private faultsOn = false;
+  /** Named scenarios: only this node may stand for election (null: any node). */
+  private campaigner: string | null = null;
+  /** Named scenarios: messages this matches are lost (null: none). */
+  private dropRule: ((m: Message) => boolean) | null = null;
 
   constructor(readonly options: SimOptions) {
     const seed = options.seed;
@@ -233,7 +237,7 @@ export class Simulator {
       send: (messages) => {
         if (node.incarnation === incarnation && node.status === 'up') this.send(node, messages);
       },
-      raft: { electionTicks: this.options.electionTicks, heartbeatTicks: 1 },
+      raft: { electionTicks: this.options.electionTicks, heartbeatTicks: 1, maxSizePerMsg: this.options.msgBytesMax },
       readStalenessMs: this.options.readStalenessMs,
       onFatal: (error) => {
         if (node.incarnation === incarnation) this.violation(`${node.id} replica failed: ${describeError(error)}`);
@@ -367,7 +371,7 @@ export class Simulator {
         continue;
       }
       this.messages++;
-      if (this.isBlocked(m.from, m.to) || this.net.chance(this.dropP) || this.inFlight >= IN_FLIGHT_MAX) continue;
+      if (this.isBlocked(m.from, m.to) || this.scriptDrops(m) || this.net.chance(this.dropP) || this.inFlight >= IN_FLIGHT_MAX) continue;
       this.transmit(m, to);
       if (this.net.chance(this.dupP)) this.transmit(m, to);
     }
@@ -383,7 +387,7 @@ export class Simulator {
   }
 
   private deliver(m: Message, to: SimNode): void {
-    if (this.isBlocked(m.from, m.to) || to.status !== 'up') return;
+    if (this.isBlocked(m.from, m.to) || this.scriptDrops(m) || to.status !== 'up') return;
     const incarnation = to.incarnation;
     const step = () => {
       if (to.incarnation !== incarnation || to.status !== 'up') return;
@@ -429,10 +433,32 @@ export class Simulator {
     this.partition([id], this.nodes.map((n) => n.id).filter((n) => n !== id), ms);
   }
 
+  /**
+   * Named scenarios choose who stands for election: the (pre-)vote requests
+   * of every other node are lost (null: any node may campaign).
+   */
+  onlyCampaigner(id: string | null): void {
+    this.campaigner = id;
+    this.trace(`SCRIPT campaigner ${id ?? 'any'}`);
+  }
+
+  /** Named scenarios script who hears what: every message `rule` matches is lost, when sent and when delivered. */
+  dropWhen(rule: ((m: Message) => boolean) | null, what = 'nothing'): void {
+    this.dropRule = rule;
+    this.trace(`SCRIPT drop ${what}`);
+  }
+
+  private scriptDrops(m: Message): boolean {
+    if (this.campaigner !== null && m.from !== this.campaigner && (m.type === 'MsgVote' || m.type === 'MsgPreVote')) return true;
+    return this.dropRule?.(m) === true;
+  }
+
   /** Liveness phase: every link mended, nothing dropped, every node running. */
   healAll(): void {
     this.faultsOn = false;
     this.blocked.clear();
+    this.campaigner = null;
+    this.dropRule = null;
     this.dropP = 0;
     this.dupP = 0;
     this.trace('HEAL all');
