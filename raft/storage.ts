@@ -58,7 +58,8 @@ const EMPTY_CONF: ConfState = Object.freeze({ voters: [], learners: [] }) as Con
 
 export class MemoryStorage implements LogStorage {
   private hardState: HardState = { term: 0, vote: null, commit: 0 };
-  private snap: Snapshot = { meta: { index: 0, term: 0, conf: cloneConf(EMPTY_CONF) }, data: new Uint8Array(0) };
+  /** The latest snapshot (a subclass may keep its data elsewhere and override snapshot()). */
+  protected snap: Snapshot = { meta: { index: 0, term: 0, conf: cloneConf(EMPTY_CONF) }, data: new Uint8Array(0) };
   /** ents[0] is a placeholder at the snapshot's index and term; real entries follow it. */
   private ents: Entry[] = [dummy(0, 0)];
 

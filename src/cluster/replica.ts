@@ -77,7 +77,52 @@ export interface SnapshotPolicy {
   trailingEntries: number;
 }
 
-export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { minEntries: 10_000, tableRatio: 0.5, trailingEntries: 1_000 };
+export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { minEntries: 10_000, tableRatio: 0.25, trailingEntries: 1_000 };
+
+/**
+ * The replica's log storage. Once a snapshot is durable its bytes are
+ * dropped from memory (they are as large as the lock table); in the rare
+ * case a lagging follower needs them, the lock table is encoded again as of
+ * the last applied entry, which is a snapshot at least as new.
+ */
+class ReplicaStorage extends MemoryStorage {
+  private released = false;
+
+  constructor(conf: ConfState, private readonly encodeApplied: () => { index: number; data: Uint8Array }) {
+    super(conf);
+  }
+
+  override snapshot(): Snapshot {
+    if (!this.released) return this.snap;
+    this.released = false;
+    const { index, data } = this.encodeApplied();
+    if (index > this.snap.meta.index) return this.createSnapshot(index, this.snap.meta.conf, data);
+    this.snap = { meta: this.snap.meta, data };
+    return this.snap;
+  }
+
+  /** Drops the snapshot's bytes if it is still the one at index. */
+  releaseData(index: number): void {
+    if (this.snap.meta.index !== index || this.released) return;
+    this.snap = { meta: this.snap.meta, data: new Uint8Array(0) };
+    this.released = true;
+  }
+
+  override createSnapshot(index: number, conf: ConfState, data: Uint8Array): Snapshot {
+    this.released = false;
+    return super.createSnapshot(index, conf, data);
+  }
+
+  override applySnapshot(snapshot: Snapshot): void {
+    this.released = false;
+    super.applySnapshot(snapshot);
+  }
+
+  /** The snapshot's index and term without materialising its bytes. */
+  get snapshotMeta(): Snapshot['meta'] {
+    return this.snap.meta;
+  }
+}
 
 /** How far behind the log clock a read's evaluation time may be before a tick is committed first. */
 export const READ_STALENESS_MS = 10;
@@ -108,7 +153,7 @@ interface PendingRead {
  */
 export class Replica {
   readonly raw: RawNode;
-  private readonly storage: MemoryStorage;
+  private readonly storage: ReplicaStorage;
   private readonly pending = new Map<number, Pending>();
   /** For each key, how many of the pending commands write it. */
   private readonly keysInFlight = new Map<string, number>();
@@ -170,7 +215,9 @@ export class Replica {
 
   private constructor(private readonly options: ReplicaOptions, restored: Snapshot | undefined) {
     this.policy = { ...DEFAULT_SNAPSHOT_POLICY, ...options.snapshotPolicy };
-    this.storage = new MemoryStorage(options.conf);
+    this.storage = new ReplicaStorage(options.conf, () => ({
+      index: this.applied, data: encodeLockSnapshot(options.machine, this.appliedLogTimeMs),
+    }));
     if (restored !== undefined) {
       this.storage.applySnapshot(restored);
       this.restoreMachine(restored.data);
@@ -181,7 +228,7 @@ export class Replica {
       if (replay.hardState !== null) this.storage.setHardState(replay.hardState);
       for (const entry of replay.entries) this.noteLogTime(entry);
     }
-    this.applied = this.storage.snapshot().meta.index;
+    this.applied = this.storage.snapshotMeta.index;
     this.raw = new RawNode({ ...options.raft, id: options.id, storage: this.storage, rng: options.rng, applied: this.applied });
   }
 
@@ -195,7 +242,7 @@ export class Replica {
 
   /** Index of the newest snapshot (taken or installed; 1 is the founding one). */
   get snapshotIndex(): number {
-    return this.storage.snapshot().meta.index;
+    return this.storage.snapshotMeta.index;
   }
 
   get appliedIndex(): number {
@@ -352,7 +399,10 @@ export class Replica {
     if (rd.hardState !== undefined) records.push({ type: 'hardState', group: this.options.group, hardState: rd.hardState });
     // Entries and the vote are durable before any message that depends on them leaves.
     if (records.length > 0) await this.options.wal.append(records);
-    if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined) {
+      this.storage.applySnapshot(rd.snapshot);
+      this.storage.releaseData(rd.snapshot.meta.index);
+    }
     this.storage.append(rd.entries);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     for (const entry of rd.entries) this.noteLogTime(entry);
@@ -399,7 +449,7 @@ export class Replica {
   private maybeSnapshot(): void {
     const store = this.options.snapshots;
     if (store === undefined || this.snapshotTask !== null || this.failed !== null) return;
-    const last = this.storage.snapshot().meta;
+    const last = this.storage.snapshotMeta;
     const due = Math.max(this.policy.minEntries, this.policy.tableRatio * this.options.machine.persistent.recordCount);
     if (this.applied - last.index < due) return;
     const index = this.applied;
@@ -410,6 +460,7 @@ export class Replica {
     const { term, conf } = snapshot.meta;
     this.snapshotTask = (async () => {
       await store.save({ group, index, term, conf: { voters: [...conf.voters], learners: [...conf.learners] }, data: snapshot.data });
+      this.storage.releaseData(index);
       await this.options.wal.append([{ type: 'snapshot', group, index, term }]);
       await this.options.wal.compact(group, index);
     })().then(

@@ -4,6 +4,7 @@
  * the RESP decoder produces them), written as a u32 length and their bytes.
  */
 import type { Durability } from './machine.js';
+import { slabCopy } from '../storage/slab.js';
 
 export class Writer {
   private buf: Buffer;
@@ -15,6 +16,12 @@ export class Writer {
 
   get length(): number {
     return this.at;
+  }
+
+  /** Starts over, keeping the buffer (one writer can serve many encodings). */
+  reset(): this {
+    this.at = 0;
+    return this;
   }
 
   u8(n: number): this {
@@ -56,11 +63,9 @@ export class Writer {
     return this;
   }
 
-  /** The bytes written, as a plain Uint8Array of exactly that length. */
+  /** A copy of the bytes written, as a Uint8Array of exactly that length (small ones share a slab chunk). */
   finish(): Uint8Array {
-    const out = new Uint8Array(this.at);
-    out.set(this.buf.subarray(0, this.at));
-    return out;
+    return slabCopy(this.buf, 0, this.at);
   }
 
   private room(n: number): void {

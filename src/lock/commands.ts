@@ -83,9 +83,12 @@ const MODES = ['always', 'nx', 'xx'] as const;
 const CONDITIONS = ['always', 'nx', 'xx', 'gt', 'lt'] as const;
 const FORMAT_VERSION = 1;
 
+/** Reused by every encodeCommand(): finish() copies the bytes out. */
+const SCRATCH = new Writer(256);
+
 /** Binary encoding: version, kind, log time (f64), then the op's fields; strings are length-prefixed bytes. */
 export function encodeCommand(command: LockCommand): Uint8Array {
-  const w = new Writer();
+  const w = SCRATCH.reset();
   const op = command.op;
   w.u8(FORMAT_VERSION);
   w.u8(KINDS.indexOf(op.kind));

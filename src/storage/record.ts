@@ -15,6 +15,7 @@
  * and so each append() call, all-or-nothing after a crash.
  */
 import { crc32c } from './crc32c.js';
+import { slabCopy } from './slab.js';
 import { WalInvalidRecordError } from './errors.js';
 import type { Entry, EntryType, StoredRecord } from './types.js';
 
@@ -240,12 +241,10 @@ class Reader {
     return n;
   }
 
-  /** A copy, never a view: a view would pin the whole segment buffer for as long as the entry lives. */
+  /** A copy, never a view of the segment: that would pin the whole segment buffer for as long as the entry lives. */
   copy(n: number): Uint8Array {
     const at = this.take(n);
-    const out = new Uint8Array(n);
-    out.set(this.bytes.subarray(at, at + n));
-    return out;
+    return slabCopy(this.bytes, at, at + n);
   }
 
   finish(): void {
