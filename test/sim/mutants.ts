@@ -52,7 +52,7 @@ const MUTANTS: Mutant[] = [
   },
   {
     name: 'apply a committed entry twice after a restart',
-    edits: [{ file: 'src/cluster/replica.ts', find: 'this.applied = this.storage.snapshot().meta.index;', replace: 'this.applied = 0;' }],
+    edits: [{ file: 'src/cluster/replica.ts', find: 'this.applied = this.storage.snapshotMeta.index;', replace: 'this.applied = 0;' }],
   },
 ];
 
