@@ -303,9 +303,13 @@ export class Replica {
    * The result of a write that would change nothing (see noopOutcome),
    * answered without the log; undefined when it must be proposed. Only under
    * a valid leader lease with every committed entry applied, so the state
-   * read reflects every acknowledged write; the op is evaluated at the
-   * current log clock, which is at least the log time of everything applied,
-   * so the answer holds at an instant between the request and the reply.
+   * read reflects every acknowledged write. The op is evaluated both at the
+   * log time reads are evaluated at (that of the last applied command) and
+   * at the log clock now, and answered only if both give the same result:
+   * without writes to the key in between, only expiry changes its state, so
+   * the answer then holds over that whole interval, which starts no earlier
+   * than any reply already given and ends no later than the log time of any
+   * write proposed after it.
    *
    * Never while a command writing the same key is in flight: then no write
    * to the key can land between this answer and the apply of any command
@@ -319,7 +323,15 @@ export class Replica {
     if (this.keysInFlight.size > 0) {
       for (const key of writtenKeys(op)) if (this.keysInFlight.has(key)) return undefined;
     }
-    return noopOutcome(this.options.machine, op, this.logNow());
+    const atApplied = noopOutcome(this.options.machine, op, this.appliedLogTimeMs);
+    if (atApplied === undefined) return undefined;
+    const atNow = noopOutcome(this.options.machine, op, this.logNow());
+    return sameResult(atApplied, atNow) ? atNow : undefined;
+  }
+
+  /** The log time reads (and answered no-op writes) are evaluated at: that of the last applied command. */
+  get appliedLogTime(): number {
+    return this.appliedLogTimeMs;
   }
 
   /**
@@ -400,6 +412,9 @@ export class Replica {
     // Entries and the vote are durable before any message that depends on them leaves.
     if (records.length > 0) await this.options.wal.append(records);
     if (rd.snapshot !== undefined) {
+      // Durable now: the lock table becomes the snapshot's.
+      this.restoreMachine(rd.snapshot.data);
+      this.applied = rd.snapshot.meta.index;
       this.storage.applySnapshot(rd.snapshot);
       this.storage.releaseData(rd.snapshot.meta.index);
     }
@@ -418,9 +433,10 @@ export class Replica {
   }
 
   /**
-   * A follower takes the leader's snapshot: the lock table is replaced, the
-   * file made durable, and the marker returned for this Ready's WAL append
-   * (which then drops the log the snapshot covers, or all of it if it conflicts).
+   * A follower takes the leader's snapshot: the file is made durable and the
+   * marker returned for this Ready's WAL append (which then drops the log the
+   * snapshot covers, or all of it if it conflicts); once that append is
+   * durable the lock table is replaced.
    */
   private async installSnapshot(snapshot: Snapshot): Promise<WalRecord> {
     const store = this.options.snapshots;
@@ -428,8 +444,6 @@ export class Replica {
     // A local snapshot still being written must land first: markers go to the WAL in index order.
     if (this.snapshotTask !== null) await this.snapshotTask;
     const { index, term, conf } = snapshot.meta;
-    this.restoreMachine(snapshot.data);
-    this.applied = index;
     await store.save({ group: this.options.group, index, term, conf: { voters: [...conf.voters], learners: [...conf.learners] }, data: snapshot.data });
     return { type: 'snapshot', group: this.options.group, index, term };
   }
@@ -555,6 +569,12 @@ export class Replica {
 }
 
 const NO_KEYS: readonly string[] = [];
+
+function sameResult(a: LockResult | undefined, b: LockResult | undefined): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return a.written === b.written && a.previous === b.previous;
+}
 
 /** The PERSISTENT keys a command may change. */
 function writtenKeys(op: LockOp): readonly string[] {

@@ -58,7 +58,7 @@ export class Writer {
     if (s.length <= 16) {
       for (let i = 0; i < s.length; i++) this.buf[this.at++] = s.charCodeAt(i);
     } else {
-      this.at += this.buf.latin1Write(s, this.at, s.length);
+      this.at += this.buf.write(s, this.at, s.length, 'latin1');
     }
     return this;
   }
@@ -115,7 +115,7 @@ export class Reader {
   str(): string {
     const len = this.u32();
     this.need(len);
-    const s = this.buf.latin1Slice(this.at, this.at + len);
+    const s = this.buf.toString('latin1', this.at, this.at + len);
     this.at += len;
     return s;
   }

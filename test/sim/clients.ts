@@ -217,6 +217,19 @@ export class Clients {
       op.logTime = logTime;
       this.recorder.setLogTime(op.id, logTime);
     }
+    if (leader && this.sim.options.answerNoops) {
+      // As the server does: a write that would change nothing is answered from the state if the replica can.
+      const answer = replica.answerNoop(replicaOp);
+      if (answer !== undefined) {
+        // It holds from the log time reads are evaluated at up to the log clock; recorded at the former.
+        const at = replica.appliedLogTime;
+        op.logTime = at;
+        this.recorder.setLogTime(op.id, at);
+        this.sim.trace(`${node.id} answers op #${op.id} without the log`);
+        this.reply(op, answer as LockOutput, at);
+        return;
+      }
+    }
     const before = leader ? replica.raw.status().lastIndex : 0;
     const proposal = replica.propose(replicaOp);
     if (leader) {

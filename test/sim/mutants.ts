@@ -54,6 +54,14 @@ const MUTANTS: Mutant[] = [
     name: 'apply a committed entry twice after a restart',
     edits: [{ file: 'src/cluster/replica.ts', find: 'this.applied = this.storage.snapshotMeta.index;', replace: 'this.applied = 0;' }],
   },
+  {
+    name: 'install a snapshot without loading its lock table',
+    edits: [{ file: 'src/cluster/replica.ts', find: '      this.restoreMachine(rd.snapshot.data);\n', replace: '' }],
+  },
+  {
+    name: 'answer a write that changes nothing without the leader lease',
+    edits: [{ file: 'src/cluster/replica.ts', find: 'if (this.failed !== null || !this.isLeader || !this.raw.leaseValid() || this.applied < this.raw.committedIndex()) return undefined;', replace: 'if (this.failed !== null || !this.isLeader) return undefined;' }],
+  },
 ];
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -71,7 +79,7 @@ function copyTree(): string {
 /** Every named scenario (SCENARIOS in scenarios.ts, not imported: the working tree's sources need not compile). */
 const SCENARIOS = [
   'partitioned-mid-append', 'crash-before-fsync', 'figure-8', 'figure-8-exact', 'crash-after-vote',
-  'stale-leader-partitioned', 'stale-leader-paused',
+  'stale-leader-partitioned', 'stale-leader-paused', 'snapshot-catch-up',
 ];
 
 /** The first failing seed of one batch of the random simulation (scenario null) or a named scenario. */

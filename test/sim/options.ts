@@ -82,6 +82,14 @@ export interface SimOptions {
   linStepsMax: number;
   /** Largest MsgApp payload (the Raft core's maxSizePerMsg); undefined: the production default. */
   msgBytesMax: number | undefined;
+  /**
+   * Snapshot every this many applied entries, keeping a few entries after
+   * each, so that snapshots, log compaction and InstallSnapshot to lagging
+   * or restarted followers happen under faults; null: no snapshot store.
+   */
+  snapshotEvery: number | null;
+  /** Writes that would change nothing are answered without the log when the replica can (as the server does). */
+  answerNoops: boolean;
 }
 
 /** A calm three-node cluster with no faults: the base for named scenarios. */
@@ -109,6 +117,8 @@ export function baseOptions(seed: number): SimOptions {
     readGuard: false,
     readStalenessMs: undefined,
     msgBytesMax: undefined,
+    snapshotEvery: null,
+    answerNoops: true,
   };
 }
 
@@ -142,6 +152,7 @@ export function randomOptions(seed: number, overrides: Partial<SimOptions> = {})
       partitionMs: [100, r.pick([1000, 5000])],
       downMax: r.chance(0.3) ? nodes : Math.floor(nodes / 2),
     },
+    snapshotEvery: r.pick([null, 20, 60]),
   };
   return { ...options, ...overrides };
 }

@@ -64,7 +64,9 @@ function converged(sim: Simulator): boolean {
   if (leader === undefined) return false;
   const { commit, term, lastIndex } = leader.replica!.raw.status();
   // Commit must reach the leader's whole log, which ends in its own term: nothing older is left pending.
-  if (commit !== lastIndex || leader.log[commit]?.term !== term) return false;
+  // (An entry a snapshot covers is gone from `log`; the leader's last entry is then still its term's.)
+  const lastTerm = leader.log[commit]?.term ?? (commit <= leader.covered ? term : undefined);
+  if (commit !== lastIndex || lastTerm !== term) return false;
   return sim.nodes.every((n) => n.status === 'up' && n.replica!.appliedIndex === commit);
 }
 
@@ -73,6 +75,7 @@ export function finish(sim: Simulator, started: number): SimResult {
   let lin: SimResult['lin'] = 'skipped';
   if (sim.violations.length === 0) {
     sim.checks.checkAckedWrites();
+    sim.checks.checkStates();
     lin = sim.checks.checkHistory().linOk;
   }
   return {

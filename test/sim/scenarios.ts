@@ -13,11 +13,11 @@ import type { Message } from '../../raft/types.js';
 
 export type ScenarioName =
   | 'partitioned-mid-append' | 'crash-before-fsync' | 'figure-8' | 'figure-8-exact' | 'crash-after-vote'
-  | 'stale-leader-partitioned' | 'stale-leader-paused';
+  | 'stale-leader-partitioned' | 'stale-leader-paused' | 'snapshot-catch-up';
 
 export const SCENARIOS: readonly ScenarioName[] = [
   'partitioned-mid-append', 'crash-before-fsync', 'figure-8', 'figure-8-exact', 'crash-after-vote',
-  'stale-leader-partitioned', 'stale-leader-paused',
+  'stale-leader-partitioned', 'stale-leader-paused', 'snapshot-catch-up',
 ];
 
 export async function runScenario(name: ScenarioName, seed: number, overrides: Partial<SimOptions> = {}): Promise<SimResult> {
@@ -36,6 +36,8 @@ export async function runScenario(name: ScenarioName, seed: number, overrides: P
       return staleLeader(seed, 'partition', overrides);
     case 'stale-leader-paused':
       return staleLeader(seed, 'pause', overrides);
+    case 'snapshot-catch-up':
+      return snapshotCatchUp(seed, overrides);
   }
 }
 
@@ -294,3 +296,45 @@ export async function staleLeader(seed: number, how: 'partition' | 'pause', over
   if (unlock === undefined && sim.violations.length === 0) sim.violation('no new leader took over from the stale one');
   return conclude(sim, started);
 }
+
+/**
+ * A follower is down while the others take enough writes to snapshot and
+ * compact their logs past everything it has: when it returns, the leader
+ * must send it the snapshot (InstallSnapshot) rather than entries. It then
+ * crashes again, restarts from the installed snapshot plus its log, and
+ * must end with the same lock table as the others.
+ */
+export async function snapshotCatchUp(seed: number, overrides: Partial<SimOptions> = {}): Promise<SimResult> {
+  const sim = new Simulator({ ...baseOptions(seed), snapshotEvery: 20, ...overrides });
+  const started = performance.now();
+  const leader = await bootWithLeader(sim);
+  if (leader === undefined) return finish(sim, started);
+  const laggard = sim.nodes.find((n) => n !== leader)!;
+  const client = sim.clients.list[0]!;
+  await settleOp(sim, sim.clients.request(client, lockInput(client.name, 'r1'), leader), 1_000);
+  sim.crash(laggard, null);
+  const behind = laggard.log.length - 1;
+  // Real writes (grants and releases), so that every one is a log entry.
+  for (let i = 0; i < 30; i++) {
+    await settleOp(sim, sim.clients.request(client, lockInput(client.name, `r${i % 2}`), leader), 1_000);
+    await settleOp(sim, sim.clients.request(client, { kind: 'unlock', resource: `r${i % 2}`, owner: client.name, durability: 'persistent' }, leader), 1_000);
+  }
+  const snapshotAt = leader.replica?.snapshotIndex ?? 0;
+  if (snapshotAt <= behind + 5) sim.violation(`the leader's snapshot is at ${snapshotAt}, not past ${laggard.id}'s log (${behind})`);
+  sim.trace(`scenario: ${leader.id} snapshotted at ${snapshotAt}; ${laggard.id} has ${behind} entries`);
+  sim.restart(laggard);
+  await sim.runUntilTrue(() => laggard.covered >= snapshotAt, 5_000, `${laggard.id} installing the snapshot`);
+  await settleOp(sim, sim.clients.request(client, lockInput(client.name, 'r2'), leader), 1_000);
+  await sim.runUntilTrue(() => laggard.replica !== null && laggard.replica.appliedIndex === leader.replica?.appliedIndex, 1_000,
+    `${laggard.id} applying the entries after the snapshot`);
+  // Before a restart reloads it from disk: the installed table itself must be the leader's.
+  sim.checks.checkStates();
+  sim.crash(laggard, sim.options.tickMs * 5);
+  const result = await conclude(sim, started);
+  if (result.ok && laggard.replica !== null && laggard.replica.snapshotIndex < snapshotAt) {
+    sim.violation(`${laggard.id} restarted without the snapshot it installed`);
+    return finish(sim, started);
+  }
+  return result;
+}
+

@@ -12,7 +12,7 @@
  */
 import { Replica } from '../../src/cluster/replica.js';
 import { LockStateMachine } from '../../src/lock/machine.js';
-import { MemoryFs, Wal, type WalRecord } from '../../src/storage/index.js';
+import { MemoryFs, SnapshotStore, Wal, type WalRecord } from '../../src/storage/index.js';
 import type { Entry, Message } from '../../raft/types.js';
 import { EventQueue } from './events.js';
 import { Prng, fnv1a, streamFor } from './prng.js';
@@ -44,6 +44,8 @@ export interface SimNode {
   ticking: boolean;
   /** This node's log as written to its WAL (index → entry), rebuilt from replay on restart. */
   log: (Entry | undefined)[];
+  /** Entries up to here are covered by a snapshot the node installed or restarted from (not in `log`). */
+  covered: number;
   appliedSeen: number;
   wasLeader: boolean;
   /** Term of this node's latest leadership, as its Raft core reported it. */
@@ -106,7 +108,7 @@ export class Simulator {
         id: `n${i + 1}`, index: i, fs: new MemoryFs(), status: 'down', incarnation: 0, replica: null, machine: null,
         pausedUntil: 0, deferred: [], clockBase: clockRng.int(0, 10_000), clockT0: 0,
         rate: 1 + clockRng.real(-options.driftMax, options.driftMax), lastTickLocal: 0, ticking: false,
-        log: [], appliedSeen: 0, wasLeader: false, leaderTerm: 0, proposed: new Map(), syncMsOverride: null, crashes: 0,
+        log: [], covered: 0, appliedSeen: 0, wasLeader: false, leaderTerm: 0, proposed: new Map(), syncMsOverride: null, crashes: 0,
       });
     }
     this.clients = new Clients(this);
@@ -228,10 +230,15 @@ export class Simulator {
         if (node.incarnation === incarnation) this.noteAppend(node, records);
         return wal.append(records);
       },
+      compact: (group: number, index: number) => wal.compact(group, index),
     } as unknown as Wal;
     const voters = this.nodes.map((n) => n.id);
+    const snapshotEvery = this.options.snapshotEvery;
+    const snapshots = snapshotEvery === null ? undefined : await SnapshotStore.open({ fs, dir: `/${node.id}/snap` });
+    if (node.incarnation !== incarnation) return;
     const replica = await Replica.open({
-      id: node.id, group: 0, conf: { voters, learners: [] }, wal: observed, replay, machine,
+      id: node.id, group: 0, conf: { voters, learners: [] }, wal: observed, replay, machine, snapshots,
+      snapshotPolicy: snapshotEvery === null ? undefined : { minEntries: snapshotEvery, tableRatio: 0, trailingEntries: 5 },
       clock: () => this.clock(node),
       rng: streamFor(this.options.seed, `raft ${node.id} ${incarnation}`).fn,
       send: (messages) => {
@@ -249,6 +256,7 @@ export class Simulator {
     node.machine = machine;
     node.status = 'up';
     node.appliedSeen = replica.appliedIndex;
+    node.covered = replica.snapshotIndex;
     node.wasLeader = false;
     node.lastTickLocal = this.localExact(node);
     this.trace(`${node.id} up (log ${replica.raw.status().lastIndex}, commit ${replica.raw.status().commit})`);
@@ -268,6 +276,14 @@ export class Simulator {
 
   private noteAppend(node: SimNode, records: readonly WalRecord[]): void {
     for (const record of records) {
+      if (record.type === 'snapshot') {
+        // An installed snapshot replaces the log it covers, and all of it if the log conflicts.
+        if (node.log[record.index]?.term !== record.term) node.log = [];
+        else node.log.length = Math.max(node.log.length, record.index + 1);
+        for (let i = 0; i <= record.index; i++) node.log[i] = undefined;
+        if (record.index > node.covered) node.covered = record.index;
+        continue;
+      }
       if (record.type !== 'entries' || record.entries.length === 0) continue;
       node.log.length = record.entries[0]!.index;
       for (const entry of record.entries) node.log[entry.index] = entry;
