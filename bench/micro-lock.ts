@@ -1,6 +1,7 @@
 import Benchmark from 'benchmark';
 import { pathToFileURL } from 'node:url';
 import { LockStateMachine } from '../src/lock/machine.js';
+import { noopOutcome, type LockOp } from '../src/lock/commands.js';
 
 export interface MicroResult {
   name: string;
@@ -14,6 +15,9 @@ export function run(): Promise<MicroResult[]> {
   let now = 0;
   let i = 0;
   const machine = new LockStateMachine();
+  const held = new LockStateMachine();
+  for (const key of keys) held.lock('persistent', key, 'holder', 1e12, 0);
+  const contended: LockOp[] = keys.map((resource) => ({ kind: 'lock', durability: 'persistent', resource, owner: 'other', ttlMs: 30_000 }));
   const suite = new Benchmark.Suite('lock state machine');
   suite
     .add('KLOCK EPHEMERAL, 100k random resources, 30 s lease', () => {
@@ -28,6 +32,9 @@ export function run(): Promise<MicroResult[]> {
     })
     .add('KGETLOCK held resource', () => {
       machine.info('ephemeral', keys[(i = (i * 48271 + 1) % 100_000)]!, now);
+    })
+    .add('KLOCK PERSISTENT held by another: no-op check, 100k keys', () => {
+      noopOutcome(held, contended[(i = (i * 48271 + 1) % 100_000)]!, 1);
     });
   return new Promise((resolve) => {
     const results: MicroResult[] = [];

@@ -1,26 +1,33 @@
+const INITIAL_CAPACITY = 64;
+
 /**
  * A binary min-heap of (deadline, key) pairs, ordered by deadline, then key
  * (so that the pop order is a function of the contents alone). Entries are never updated in
  * place: when a key's deadline changes a new pair is pushed and the old one is
  * recognised as stale when popped (the caller checks it against the table).
+ *
+ * Deadlines live in a Float64Array rather than one boxed number per entry;
+ * its unused tail is never written, so it costs address space, not memory.
  */
 export class DeadlineHeap {
-  private readonly deadlines: number[] = [];
+  private deadlines = new Float64Array(INITIAL_CAPACITY);
   private readonly keys: string[] = [];
+  private count = 0;
 
   get size(): number {
-    return this.deadlines.length;
+    return this.count;
   }
 
   push(deadlineMs: number, key: string): void {
-    this.deadlines.push(deadlineMs);
+    if (this.count === this.deadlines.length) this.resize(this.count + (this.count >> 1));
     this.keys.push(key);
-    this.siftUp(this.deadlines.length - 1);
+    this.count += 1;
+    this.siftUp(this.count - 1, deadlineMs, key);
   }
 
   /** The smallest deadline, or Infinity when empty. */
   peekDeadline(): number {
-    return this.deadlines.length > 0 ? this.deadlines[0]! : Infinity;
+    return this.count > 0 ? this.deadlines[0]! : Infinity;
   }
 
   peekKey(): string | undefined {
@@ -28,54 +35,66 @@ export class DeadlineHeap {
   }
 
   pop(): void {
-    const last = this.deadlines.length - 1;
-    if (last < 0) return;
-    this.swap(0, last);
-    this.deadlines.pop();
-    this.keys.pop();
-    if (last > 0) this.siftDown(0);
+    if (this.count === 0) return;
+    this.count -= 1;
+    const last = this.count;
+    const deadline = this.deadlines[last]!;
+    const key = this.keys.pop()!;
+    if (last > 0) this.siftDown(0, deadline, key);
+    // Give memory back after a burst, with hysteresis so that it stays amortised O(1).
+    if (this.deadlines.length > INITIAL_CAPACITY && this.count < this.deadlines.length >> 2) {
+      this.resize(this.deadlines.length >> 1);
+    }
   }
 
   clear(): void {
-    this.deadlines.length = 0;
+    this.count = 0;
     this.keys.length = 0;
+    this.deadlines = new Float64Array(INITIAL_CAPACITY);
   }
 
-  private siftUp(i: number): void {
+  private resize(capacity: number): void {
+    const next = new Float64Array(Math.max(capacity, INITIAL_CAPACITY));
+    next.set(this.deadlines.subarray(0, this.count));
+    this.deadlines = next;
+  }
+
+  /** Places (deadline, key) at hole i or above it, moving larger parents down. */
+  private siftUp(i: number, deadline: number, key: string): void {
+    const deadlines = this.deadlines;
+    const keys = this.keys;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.less(i, parent)) return;
-      this.swap(i, parent);
+      const dp = deadlines[parent]!;
+      if (dp < deadline || (dp === deadline && keys[parent]! <= key)) break;
+      deadlines[i] = dp;
+      keys[i] = keys[parent]!;
       i = parent;
     }
+    deadlines[i] = deadline;
+    keys[i] = key;
   }
 
-  private siftDown(i: number): void {
-    const n = this.deadlines.length;
+  /** Places (deadline, key) at hole i or below it, moving smaller children up. */
+  private siftDown(i: number, deadline: number, key: string): void {
+    const deadlines = this.deadlines;
+    const keys = this.keys;
+    const n = this.count;
     while (true) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let min = i;
-      if (l < n && this.less(l, min)) min = l;
-      if (r < n && this.less(r, min)) min = r;
-      if (min === i) return;
-      this.swap(i, min);
-      i = min;
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      const right = child + 1;
+      if (right < n && less(deadlines[right]!, keys[right]!, deadlines[child]!, keys[child]!)) child = right;
+      if (!less(deadlines[child]!, keys[child]!, deadline, key)) break;
+      deadlines[i] = deadlines[child]!;
+      keys[i] = keys[child]!;
+      i = child;
     }
+    deadlines[i] = deadline;
+    keys[i] = key;
   }
+}
 
-  private less(a: number, b: number): boolean {
-    const da = this.deadlines[a]!;
-    const db = this.deadlines[b]!;
-    return da < db || (da === db && this.keys[a]! < this.keys[b]!);
-  }
-
-  private swap(a: number, b: number): void {
-    const d = this.deadlines[a]!;
-    this.deadlines[a] = this.deadlines[b]!;
-    this.deadlines[b] = d;
-    const k = this.keys[a]!;
-    this.keys[a] = this.keys[b]!;
-    this.keys[b] = k;
-  }
+function less(da: number, ka: string, db: number, kb: string): boolean {
+  return da < db || (da === db && ka < kb);
 }

@@ -1,4 +1,4 @@
-import { LockTable, NO_EXPIRY, type Holder, type LockTableLimits, DEFAULT_TABLE_LIMITS } from './table.js';
+import { LockTable, NO_EXPIRY, NO_SLOT, type LockTableLimits, DEFAULT_TABLE_LIMITS } from './table.js';
 
 export type Durability = 'persistent' | 'ephemeral';
 
@@ -55,63 +55,67 @@ export class LockStateMachine {
    */
   lock(durability: Durability, resource: string, owner: string, ttlMs: number, nowMs: number): bigint | null {
     const table = this.table(durability);
-    const holder = table.lookup(resource, nowMs);
-    if (holder !== undefined) return holder.owner === owner ? holder.token : null;
-    return table.grant(resource, owner, nowMs + ttlMs).token;
+    const slot = table.lookup(resource, nowMs);
+    if (slot !== NO_SLOT) return table.ownerOf(slot) === owner ? table.tokenOf(slot) : null;
+    return table.tokenOf(table.grant(resource, owner, nowMs + ttlMs));
   }
 
   /** KUNLOCK: true if owner held the lock and released it. */
   unlock(durability: Durability, resource: string, owner: string, nowMs: number): boolean {
     const table = this.table(durability);
-    const holder = table.lookup(resource, nowMs);
-    if (holder === undefined || holder.owner !== owner) return false;
-    table.release(resource, holder);
+    const slot = table.lookup(resource, nowMs);
+    if (slot === NO_SLOT || table.ownerOf(slot) !== owner) return false;
+    table.release(resource, slot);
     return true;
   }
 
   /** KEXTEND: the token if owner holds the lock (new expiry now + ttl), else null. */
   extend(durability: Durability, resource: string, owner: string, ttlMs: number, nowMs: number): bigint | null {
     const table = this.table(durability);
-    const holder = table.lookup(resource, nowMs);
-    if (holder === undefined || holder.owner !== owner) return null;
-    table.setExpiry(resource, holder, nowMs + ttlMs);
-    return holder.token;
+    const slot = table.lookup(resource, nowMs);
+    if (slot === NO_SLOT || table.ownerOf(slot) !== owner) return null;
+    table.setExpiry(resource, slot, nowMs + ttlMs);
+    return table.tokenOf(slot);
   }
 
   /** KGETLOCK. Reads never change state. */
   info(durability: Durability, resource: string, nowMs: number): LockInfo | null {
-    const holder = this.table(durability).peek(resource, nowMs);
-    if (holder === undefined) return null;
-    return { owner: holder.owner, token: holder.token, remainingMs: remaining(holder, nowMs) };
+    const table = this.table(durability);
+    const slot = table.peekSlot(resource, nowMs);
+    if (slot === NO_SLOT) return null;
+    const remainingMs = remaining(table.expiresAtMsOf(slot), nowMs);
+    return { owner: table.ownerOf(slot), token: table.tokenOf(slot), remainingMs };
   }
 
   /** SET key value [NX|XX] [expiry]. */
   set(key: string, value: string, options: { mode: 'always' | 'nx' | 'xx'; expiry: SetExpiry }, nowMs: number): SetResult {
-    const holder = this.persistent.lookup(key, nowMs);
-    const previous = holder?.owner;
-    if ((options.mode === 'nx' && holder !== undefined) || (options.mode === 'xx' && holder === undefined)) {
+    const table = this.persistent;
+    const slot = table.lookup(key, nowMs);
+    const previous = slot === NO_SLOT ? undefined : table.ownerOf(slot);
+    if ((options.mode === 'nx' && slot !== NO_SLOT) || (options.mode === 'xx' && slot === NO_SLOT)) {
       return { written: false, previous };
     }
     const expiry = options.expiry;
     let expiresAtMs = NO_EXPIRY;
     if (expiry.kind === 'ttl') expiresAtMs = nowMs + expiry.ttlMs;
-    else if (expiry.kind === 'keep' && holder !== undefined) expiresAtMs = holder.expiresAtMs;
+    else if (expiry.kind === 'keep' && slot !== NO_SLOT) expiresAtMs = table.expiresAtMsOf(slot);
     this.persistent.replace(key, value, expiresAtMs, nowMs);
     return { written: true, previous };
   }
 
   /** GET: the owner of a PERSISTENT lock, or undefined. */
   get(key: string, nowMs: number): string | undefined {
-    return this.persistent.peek(key, nowMs)?.owner;
+    const slot = this.persistent.peekSlot(key, nowMs);
+    return slot === NO_SLOT ? undefined : this.persistent.ownerOf(slot);
   }
 
   /** DEL / UNLINK: how many of the keys existed (each is released). */
   del(keys: readonly string[], nowMs: number): number {
     let count = 0;
     for (const key of keys) {
-      const holder = this.persistent.lookup(key, nowMs);
-      if (holder === undefined) continue;
-      this.persistent.release(key, holder);
+      const slot = this.persistent.lookup(key, nowMs);
+      if (slot === NO_SLOT) continue;
+      this.persistent.release(key, slot);
       count += 1;
     }
     return count;
@@ -120,7 +124,7 @@ export class LockStateMachine {
   /** EXISTS: counts every occurrence, like Redis (EXISTS k k → 2). */
   exists(keys: readonly string[], nowMs: number): number {
     let count = 0;
-    for (const key of keys) if (this.persistent.peek(key, nowMs) !== undefined) count += 1;
+    for (const key of keys) if (this.persistent.peekSlot(key, nowMs) !== NO_SLOT) count += 1;
     return count;
   }
 
@@ -130,35 +134,35 @@ export class LockStateMachine {
    * A key without expiry counts as an infinite ttl for GT and LT.
    */
   expire(key: string, ttlMs: number, condition: ExpireCondition, nowMs: number): 0 | 1 {
-    const holder = this.persistent.lookup(key, nowMs);
-    if (holder === undefined) return 0;
-    const current = holder.expiresAtMs;
+    const slot = this.persistent.lookup(key, nowMs);
+    if (slot === NO_SLOT) return 0;
+    const current = this.persistent.expiresAtMsOf(slot);
     const next = nowMs + ttlMs;
     if (condition === 'nx' && current !== NO_EXPIRY) return 0;
     if (condition === 'xx' && current === NO_EXPIRY) return 0;
     if (condition === 'gt' && !(next > current)) return 0;
     if (condition === 'lt' && !(next < current)) return 0;
     if (ttlMs <= 0) {
-      this.persistent.release(key, holder);
+      this.persistent.release(key, slot);
       return 1;
     }
-    this.persistent.setExpiry(key, holder, next);
+    this.persistent.setExpiry(key, slot, next);
     return 1;
   }
 
   /** PERSIST: 1 if an expiry was removed. */
   persist(key: string, nowMs: number): 0 | 1 {
-    const holder = this.persistent.lookup(key, nowMs);
-    if (holder === undefined || holder.expiresAtMs === NO_EXPIRY) return 0;
-    this.persistent.setExpiry(key, holder, NO_EXPIRY);
+    const slot = this.persistent.lookup(key, nowMs);
+    if (slot === NO_SLOT || this.persistent.expiresAtMsOf(slot) === NO_EXPIRY) return 0;
+    this.persistent.setExpiry(key, slot, NO_EXPIRY);
     return 1;
   }
 
   /** PTTL: -2 missing, -1 no expiry, else remaining ms. */
   pttl(key: string, nowMs: number): number {
-    const holder = this.persistent.peek(key, nowMs);
-    if (holder === undefined) return -2;
-    return remaining(holder, nowMs);
+    const slot = this.persistent.peekSlot(key, nowMs);
+    if (slot === NO_SLOT) return -2;
+    return remaining(this.persistent.expiresAtMsOf(slot), nowMs);
   }
 
   /**
@@ -176,6 +180,6 @@ export class LockStateMachine {
   }
 }
 
-function remaining(holder: Holder, nowMs: number): number {
-  return holder.expiresAtMs === NO_EXPIRY ? -1 : holder.expiresAtMs - nowMs;
+function remaining(expiresAtMs: number, nowMs: number): number {
+  return expiresAtMs === NO_EXPIRY ? -1 : expiresAtMs - nowMs;
 }
