@@ -71,14 +71,16 @@ function raftInfo(port: number): Record<string, string> {
   return Object.fromEntries(text.split(/\r?\n/).filter((l) => l.includes(':')).map((l) => l.split(':') as [string, string]));
 }
 
-/** RSS once it stops falling (V8 returns freed pages over several seconds), sampled each second for up to 20 s. */
+/**
+ * RSS once the process has been idle for a while: V8's memory reducer runs a
+ * full GC some seconds after allocation stops and hands freed pages back.
+ * Sampled each second for 45 s; the last sample is returned.
+ */
 async function settledRss(pid: number): Promise<number> {
   let last = rssBytes(pid);
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 45; i++) {
     await new Promise((r) => setTimeout(r, 1000));
-    const now = rssBytes(pid);
-    if (now >= last && i >= 4) return now;
-    last = Math.min(last, now);
+    last = rssBytes(pid);
   }
   return last;
 }
@@ -132,8 +134,8 @@ async function main(): Promise<void> {
       '',
       'One server (`node dist/src/server/main.js`, default flags) is filled with PERSISTENT locks by one',
       'client pipelining a window of 4000 `KLOCK lock:<i> owner 3600000 PERSISTENT`. RSS is read from',
-      '/proc; "settled" is RSS once it stops falling after the fill (V8 hands freed pages back over a few',
-      'seconds). Then the server is killed with SIGKILL and restarted three times; restart time is from',
+      '/proc; "settled" is RSS 45 s after the fill, the server idle (V8 runs a full GC and hands freed pages',
+      'back some seconds after allocation stops; until then RSS includes the garbage of the fill). Then the server is killed with SIGKILL and restarted three times; restart time is from',
       'spawn until it logs "ready to accept connections" (WAL opened, snapshot loaded, log replayed).',
       '',
       '| measurement | value |',
