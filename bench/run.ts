@@ -299,7 +299,7 @@ function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invoca
     '```',
     '',
     `Locks live 30 s and \`-r ${KEYSPACE}\` draws from ${KEYSPACE} keys, so after the first measurement most SET NX PX requests ` +
-      'find the key held and get a nil reply (KLOCK by the same owner gets its token back); both servers see the same sequence.',
+      'find the key held and get a nil reply (KLOCK by the same owner gets its token back); both servers see the same sequence. Such requests change nothing: redis-server writes nothing to its AOF for them, and raftlock answers them from the leader\'s state under its lease without a log entry (when no write to the key is in flight), so the PERSISTENT `-P 16` numbers mostly measure that path plus the writes for keys whose lock expired.',
     '',
     '## Medians and targets',
     '',
