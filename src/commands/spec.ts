@@ -6,7 +6,7 @@ export type CommandFlag =
   | 'write' | 'readonly' | 'denyoom' | 'admin' | 'pubsub' | 'noscript' | 'blocking' | 'loading'
   | 'stale' | 'skip_monitor' | 'fast' | 'no_auth' | 'allow_busy' | 'no_mandatory_keys';
 
-export type CommandGroup = 'lock' | 'string' | 'generic' | 'connection' | 'server';
+export type CommandGroup = 'lock' | 'string' | 'generic' | 'connection' | 'server' | 'cluster';
 
 /**
  * One argument in Redis's COMMAND DOCS shape. The same description drives the

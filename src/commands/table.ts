@@ -2,6 +2,7 @@ import type { CommandSpec } from './spec.js';
 import { compileSyntax, type CompiledSyntax } from './syntax.js';
 import auth from './auth.js';
 import client from './client.js';
+import cluster from './cluster.js';
 import command from './command.js';
 import config from './config.js';
 import dbsize from './dbsize.js';
@@ -33,7 +34,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   klock, kunlock, kextend, kgetlock,
   set, get, del, unlink, exists, expire, pexpire, ttl, pttl, persist, dbsize,
   ping, echo, hello, auth, select, client, quit, reset,
-  command, info, config, time,
+  command, info, config, time, cluster,
 ];
 
 export interface CommandEntry {

@@ -137,3 +137,14 @@ t.test('QUIT replies OK and closes', async (t) => {
   await c.closed;
   t.equal(c.takeRaw(), '', 'nothing runs after QUIT');
 });
+
+t.test('CLUSTER KEYSLOT answers Redis Cluster slots', async (t) => {
+  const s = await startServer();
+  t.teardown(s.close);
+  const c = await s.connect();
+  t.equal(await c.call('CLUSTER', 'KEYSLOT', 'somekey'), 11058);
+  t.equal(await c.call('cluster', 'keyslot', 'foo{hash_tag}'), 2515);
+  t.same(await c.call('CLUSTER', 'KEYSLOT'), { err: "ERR wrong number of arguments for 'cluster|keyslot' command" });
+  t.same(await c.call('CLUSTER', 'NOPE'), { err: "ERR unknown subcommand 'NOPE'. Try CLUSTER HELP." });
+  t.match(JSON.stringify(await c.call('CLUSTER', 'HELP')), /"ok":"KEYSLOT"/, 'CLUSTER HELP lists KEYSLOT');
+});
