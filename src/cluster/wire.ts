@@ -1,0 +1,467 @@
+/**
+ * Binary codec of the peer transport: the frames two raftlock nodes exchange on their cluster port,
+ * and the Raft messages of every partition that batch frames carry.
+ *
+ *   frame    u32 length (bytes after this field, at most frameBytesMax) | u8 version (1) | u8 kind | payload
+ *   number   unsigned LEB128 varint of a non-negative safe integer (1 to 8 bytes, no overlong forms)
+ *   string   varint byte length + UTF-8 (node ids at most NODE_ID_BYTES_MAX bytes)
+ *   bytes    varint length + raw bytes
+ *   boolean  one byte, 0 or 1
+ *   batch    varint count, then per item: varint group, u8 message type, from, to, term, the type's fields
+ *
+ * Decoding checks every length against the bytes actually present before it reads or allocates, and
+ * reports any malformed input as a WireError (code RAFTLOCK_ERR_WIRE_MALFORMED): the transport closes
+ * that one connection. The decoder is push-style and resumes across chunk boundaries.
+ */
+import type { ConfState, Entry, Message, MessageType, NodeId, Snapshot } from '../../raft/types.js';
+
+export const WIRE_VERSION = 1;
+
+/** Default bound on a frame's length field; a larger frame is refused before it is buffered. */
+export const FRAME_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
+export const NODE_ID_BYTES_MAX = 255;
+/** Handshake nonces are this long; HMAC-SHA256 proofs are this long too. */
+export const NONCE_BYTES = 32;
+export const PROOF_BYTES = 32;
+const REASON_BYTES_MAX = 1024;
+const FRAME_HEADER_BYTES = 6;
+const VARINT_BYTES_MAX = 8;
+/** Bytes a batch frame adds around its items: the header and the item count. */
+export const BATCH_OVERHEAD_BYTES_MAX = FRAME_HEADER_BYTES + VARINT_BYTES_MAX;
+
+export type WireErrorCode = 'RAFTLOCK_ERR_WIRE_MALFORMED' | 'RAFTLOCK_ERR_WIRE_UNENCODABLE';
+
+export class WireError extends Error {
+  readonly code: WireErrorCode;
+
+  constructor(code: WireErrorCode, message: string) {
+    super(message);
+    this.name = 'WireError';
+    this.code = code;
+  }
+}
+
+const malformed = (detail: string): WireError => new WireError('RAFTLOCK_ERR_WIRE_MALFORMED', `malformed peer frame: ${detail}`);
+const unencodable = (detail: string): WireError => new WireError('RAFTLOCK_ERR_WIRE_UNENCODABLE', `cannot encode peer frame: ${detail}`);
+
+/** One Raft message addressed to one partition's group. */
+export interface GroupMessage {
+  group: number;
+  message: Message;
+}
+
+export type Frame =
+  /** Dialer → acceptor: who I am, whom I meant to call, whether I hold a secret, my nonce. */
+  | { kind: 'hello'; nodeId: NodeId; to: NodeId; auth: boolean; nonce: Uint8Array }
+  /** Acceptor → dialer: who I am, my nonce, and (with a secret) my proof over both nonces. */
+  | { kind: 'challenge'; nodeId: NodeId; auth: boolean; nonce: Uint8Array; proof: Uint8Array }
+  /** Dialer → acceptor: the dialer's proof (empty without a secret). */
+  | { kind: 'auth'; proof: Uint8Array }
+  /** Acceptor → dialer: the link is open; batches may flow both ways. */
+  | { kind: 'ready' }
+  /** Either side, before closing: why the connection was refused. */
+  | { kind: 'refuse'; reason: string }
+  | { kind: 'batch'; batch: GroupMessage[] };
+
+export type FrameKind = Frame['kind'];
+
+const KIND_CODES: Record<FrameKind, number> = { hello: 1, challenge: 2, auth: 3, ready: 4, refuse: 5, batch: 6 };
+const KINDS = invert(KIND_CODES);
+
+const TYPE_CODES: Record<MessageType, number> = {
+  MsgPreVote: 1, MsgPreVoteResp: 2, MsgVote: 3, MsgVoteResp: 4, MsgApp: 5, MsgAppResp: 6, MsgHeartbeat: 7,
+  MsgHeartbeatResp: 8, MsgSnap: 9, MsgTimeoutNow: 10, MsgReadIndex: 11, MsgReadIndexResp: 12, MsgTransferLeader: 13,
+};
+const TYPES = invert(TYPE_CODES);
+
+const ENTRY_TYPE_CODES: Record<Entry['type'], number> = { normal: 0, noop: 1, conf: 2 };
+const ENTRY_TYPES = invert(ENTRY_TYPE_CODES);
+
+function invert<K extends string>(codes: Record<K, number>): Map<number, K> {
+  return new Map(Object.entries(codes).map(([name, code]) => [code as number, name as K]));
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+class Writer {
+  private buf = Buffer.allocUnsafe(256);
+  private at = 0;
+
+  u8(n: number): this {
+    this.room(1);
+    this.buf[this.at++] = n;
+    return this;
+  }
+
+  varint(n: number): this {
+    if (!Number.isSafeInteger(n) || n < 0) throw unencodable(`${n} is not a non-negative safe integer`);
+    this.room(VARINT_BYTES_MAX);
+    while (n >= 0x80) {
+      this.buf[this.at++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.buf[this.at++] = n;
+    return this;
+  }
+
+  bool(b: boolean): this {
+    return this.u8(b ? 1 : 0);
+  }
+
+  bytes(b: Uint8Array): this {
+    this.varint(b.length);
+    this.room(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+    return this;
+  }
+
+  str(s: string, bytesMax: number): this {
+    const b = Buffer.from(s, 'utf8');
+    if (b.length > bytesMax) throw unencodable(`string of ${b.length} bytes exceeds ${bytesMax}`);
+    return this.bytes(b);
+  }
+
+  /** The bytes written, in a buffer of exactly that length. */
+  finish(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.at));
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+}
+
+class Reader {
+  private at = 0;
+
+  constructor(private readonly buf: Uint8Array) {}
+
+  get remaining(): number {
+    return this.buf.length - this.at;
+  }
+
+  u8(what: string): number {
+    if (this.at >= this.buf.length) throw malformed(`truncated at ${what}`);
+    return this.buf[this.at++]!;
+  }
+
+  varint(what: string): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < VARINT_BYTES_MAX; i++) {
+      const b = this.u8(what);
+      n += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) {
+        if (b === 0 && i > 0) throw malformed(`overlong varint at ${what}`);
+        if (!Number.isSafeInteger(n)) throw malformed(`${what} exceeds 2^53-1`);
+        return n;
+      }
+      scale *= 0x80;
+    }
+    throw malformed(`varint longer than ${VARINT_BYTES_MAX} bytes at ${what}`);
+  }
+
+  bool(what: string): boolean {
+    const b = this.u8(what);
+    if (b > 1) throw malformed(`${what} is ${b}, not a boolean`);
+    return b === 1;
+  }
+
+  /** A copy, so that a decoded message never pins a socket's receive buffer. */
+  bytes(what: string, bytesMax = Infinity): Uint8Array {
+    const n = this.length(what, bytesMax);
+    // A plain Uint8Array: Buffer.prototype.slice would return a view.
+    const out = new Uint8Array(n);
+    out.set(this.buf.subarray(this.at, this.at + n));
+    this.at += n;
+    return out;
+  }
+
+  str(what: string, bytesMax: number): string {
+    const n = this.length(what, bytesMax);
+    const view = this.buf.subarray(this.at, this.at + n);
+    this.at += n;
+    try {
+      return utf8.decode(view);
+    } catch {
+      throw malformed(`${what} is not valid UTF-8`);
+    }
+  }
+
+  /** A count of items each at least `itemBytesMin` long: checked against the bytes left before any loop. */
+  count(what: string, itemBytesMin: number): number {
+    const n = this.varint(what);
+    if (n * itemBytesMin > this.remaining) throw malformed(`${what} ${n} exceeds the ${this.remaining} bytes left`);
+    return n;
+  }
+
+  end(what: string): void {
+    if (this.remaining !== 0) throw malformed(`${this.remaining} trailing bytes after ${what}`);
+  }
+
+  private length(what: string, bytesMax: number): number {
+    const n = this.varint(`${what} length`);
+    if (n > bytesMax) throw malformed(`${what} of ${n} bytes exceeds ${bytesMax}`);
+    if (n > this.remaining) throw malformed(`${what} of ${n} bytes is truncated (${this.remaining} left)`);
+    return n;
+  }
+}
+
+// ---- Raft messages -------------------------------------------------------------------------------
+
+/** Encodes one batch item (group and message); the transport queues these and frames them with batchFrame. */
+export function encodeItem(group: number, message: Message): Buffer {
+  const w = new Writer();
+  writeItem(w, group, message);
+  return w.finish();
+}
+
+function writeItem(w: Writer, group: number, m: Message): void {
+  const code = TYPE_CODES[m.type];
+  if (code === undefined) throw unencodable(`unknown message type ${String(m.type)}`);
+  w.varint(group).u8(code).str(m.from, NODE_ID_BYTES_MAX).str(m.to, NODE_ID_BYTES_MAX).varint(m.term);
+  switch (m.type) {
+    case 'MsgPreVote': w.varint(m.lastLogIndex).varint(m.lastLogTerm); break;
+    case 'MsgVote': w.varint(m.lastLogIndex).varint(m.lastLogTerm).bool(m.transfer); break;
+    case 'MsgPreVoteResp': case 'MsgVoteResp': w.bool(m.reject); break;
+    case 'MsgApp':
+      w.varint(m.index).varint(m.logTerm).varint(m.commit).varint(m.entries.length);
+      for (const e of m.entries) w.varint(e.term).varint(e.index).u8(ENTRY_TYPE_CODES[e.type]).bytes(e.data);
+      break;
+    case 'MsgAppResp': w.varint(m.index).bool(m.reject).varint(m.rejectHint).varint(m.logTerm); break;
+    case 'MsgHeartbeat': w.varint(m.commit).varint(m.round).varint(m.tick); break;
+    case 'MsgHeartbeatResp': w.varint(m.round).varint(m.tick); break;
+    case 'MsgSnap': writeSnapshot(w, m.snapshot); break;
+    case 'MsgTimeoutNow': break;
+    case 'MsgReadIndex': w.bytes(m.ctx); break;
+    case 'MsgReadIndexResp': w.varint(m.index).bytes(m.ctx); break;
+    case 'MsgTransferLeader': w.str(m.transferee, NODE_ID_BYTES_MAX); break;
+  }
+}
+
+function writeSnapshot(w: Writer, s: Snapshot): void {
+  w.varint(s.meta.index).varint(s.meta.term);
+  for (const list of [s.meta.conf.voters, s.meta.conf.learners]) {
+    w.varint(list.length);
+    for (const id of list) w.str(id, NODE_ID_BYTES_MAX);
+  }
+  w.bytes(s.data);
+}
+
+function readItem(r: Reader): GroupMessage {
+  const group = r.varint('group');
+  const code = r.u8('message type');
+  const type = TYPES.get(code);
+  if (type === undefined) throw malformed(`unknown message type ${code}`);
+  const base = { from: r.str('from', NODE_ID_BYTES_MAX), to: r.str('to', NODE_ID_BYTES_MAX), term: r.varint('term') };
+  return { group, message: readBody(r, type, base) };
+}
+
+function readBody(r: Reader, type: MessageType, base: { from: NodeId; to: NodeId; term: number }): Message {
+  switch (type) {
+    case 'MsgPreVote': return { type, ...base, lastLogIndex: r.varint('lastLogIndex'), lastLogTerm: r.varint('lastLogTerm') };
+    case 'MsgVote':
+      return { type, ...base, lastLogIndex: r.varint('lastLogIndex'), lastLogTerm: r.varint('lastLogTerm'), transfer: r.bool('transfer') };
+    case 'MsgPreVoteResp': case 'MsgVoteResp': return { type, ...base, reject: r.bool('reject') };
+    case 'MsgApp': {
+      const index = r.varint('index');
+      const logTerm = r.varint('logTerm');
+      const commit = r.varint('commit');
+      const entries: Entry[] = [];
+      for (let i = r.count('entry count', 4); i > 0; i--) entries.push(readEntry(r));
+      return { type, ...base, index, logTerm, entries, commit };
+    }
+    case 'MsgAppResp':
+      return { type, ...base, index: r.varint('index'), reject: r.bool('reject'), rejectHint: r.varint('rejectHint'), logTerm: r.varint('logTerm') };
+    case 'MsgHeartbeat': return { type, ...base, commit: r.varint('commit'), round: r.varint('round'), tick: r.varint('tick') };
+    case 'MsgHeartbeatResp': return { type, ...base, round: r.varint('round'), tick: r.varint('tick') };
+    case 'MsgSnap': return { type, ...base, snapshot: readSnapshot(r) };
+    case 'MsgTimeoutNow': return { type, ...base };
+    case 'MsgReadIndex': return { type, ...base, ctx: r.bytes('ctx') };
+    case 'MsgReadIndexResp': return { type, ...base, index: r.varint('index'), ctx: r.bytes('ctx') };
+    case 'MsgTransferLeader': return { type, ...base, transferee: r.str('transferee', NODE_ID_BYTES_MAX) };
+  }
+}
+
+function readEntry(r: Reader): Entry {
+  const term = r.varint('entry term');
+  const index = r.varint('entry index');
+  const code = r.u8('entry type');
+  const type = ENTRY_TYPES.get(code);
+  if (type === undefined) throw malformed(`unknown entry type ${code}`);
+  return { term, index, type, data: r.bytes('entry data') };
+}
+
+function readSnapshot(r: Reader): Snapshot {
+  const index = r.varint('snapshot index');
+  const term = r.varint('snapshot term');
+  const readIds = (what: string): NodeId[] => {
+    const ids: NodeId[] = [];
+    for (let i = r.count(what, 1); i > 0; i--) ids.push(r.str(what, NODE_ID_BYTES_MAX));
+    return ids;
+  };
+  const conf: ConfState = { voters: readIds('voters'), learners: readIds('learners') };
+  return { meta: { index, term, conf }, data: r.bytes('snapshot data') };
+}
+
+// ---- Frames --------------------------------------------------------------------------------------
+
+/**
+ * A batch frame around items produced by encodeItem; `itemBytes` is the sum of their lengths.
+ * The caller keeps the frame within the peer's frameBytesMax (items + BATCH_OVERHEAD_BYTES_MAX).
+ */
+export function batchFrame(items: readonly Uint8Array[], itemBytes: number): Buffer {
+  let total = 0;
+  for (const item of items) total += item.length;
+  if (total !== itemBytes) throw unencodable(`itemBytes ${itemBytes} does not match the items' total length ${total}`);
+  const count = new Writer().varint(items.length).finish();
+  const body = 2 + count.length + itemBytes;
+  const out = Buffer.allocUnsafe(4 + body);
+  out.writeUInt32BE(body, 0);
+  out[4] = WIRE_VERSION;
+  out[5] = KIND_CODES.batch;
+  count.copy(out, FRAME_HEADER_BYTES);
+  let at = FRAME_HEADER_BYTES + count.length;
+  for (const item of items) {
+    out.set(item, at);
+    at += item.length;
+  }
+  return out;
+}
+
+export function encodeFrame(frame: Frame): Buffer {
+  if (frame.kind === 'batch') {
+    const items = frame.batch.map(({ group, message }) => encodeItem(group, message));
+    return batchFrame(items, items.reduce((sum, item) => sum + item.length, 0));
+  }
+  const w = new Writer().u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(KIND_CODES[frame.kind]);
+  switch (frame.kind) {
+    case 'hello': w.str(frame.nodeId, NODE_ID_BYTES_MAX).str(frame.to, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce); break;
+    case 'challenge': w.str(frame.nodeId, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce).bytes(frame.proof); break;
+    case 'auth': w.bytes(frame.proof); break;
+    case 'ready': break;
+    case 'refuse': w.str(frame.reason, REASON_BYTES_MAX); break;
+  }
+  const out = w.finish();
+  out.writeUInt32BE(out.length - 4, 0);
+  return out;
+}
+
+/** Decodes one frame's body: everything after the length field. */
+export function decodeFrameBody(body: Uint8Array): Frame {
+  const r = new Reader(body);
+  const version = r.u8('version');
+  if (version !== WIRE_VERSION) throw malformed(`unsupported wire version ${version} (this node speaks ${WIRE_VERSION})`);
+  const code = r.u8('frame kind');
+  const kind = KINDS.get(code);
+  if (kind === undefined) throw malformed(`unknown frame kind ${code}`);
+  const frame = readFrame(r, kind);
+  r.end(kind);
+  return frame;
+}
+
+function readFrame(r: Reader, kind: FrameKind): Frame {
+  switch (kind) {
+    case 'hello':
+      return { kind, nodeId: r.str('node id', NODE_ID_BYTES_MAX), to: r.str('to', NODE_ID_BYTES_MAX), auth: r.bool('auth'), nonce: nonce(r) };
+    case 'challenge': return { kind, nodeId: r.str('node id', NODE_ID_BYTES_MAX), auth: r.bool('auth'), nonce: nonce(r), proof: proof(r) };
+    case 'auth': return { kind, proof: proof(r) };
+    case 'ready': return { kind };
+    case 'refuse': return { kind, reason: r.str('reason', REASON_BYTES_MAX) };
+    case 'batch': {
+      const batch: GroupMessage[] = [];
+      for (let i = r.count('batch count', 5); i > 0; i--) batch.push(readItem(r));
+      return { kind, batch };
+    }
+  }
+}
+
+function nonce(r: Reader): Uint8Array {
+  const b = r.bytes('nonce', NONCE_BYTES);
+  if (b.length !== NONCE_BYTES) throw malformed(`nonce of ${b.length} bytes, expected ${NONCE_BYTES}`);
+  return b;
+}
+
+function proof(r: Reader): Uint8Array {
+  const b = r.bytes('proof', PROOF_BYTES);
+  if (b.length !== 0 && b.length !== PROOF_BYTES) throw malformed(`proof of ${b.length} bytes, expected 0 or ${PROOF_BYTES}`);
+  return b;
+}
+
+/**
+ * Push-style frame decoder: feed it socket chunks, get whole frames back. A frame whose length field
+ * exceeds frameBytesMax is refused before any of it is buffered. After an error the decoder stays
+ * failed: the stream has lost its framing and the connection must be closed.
+ */
+export class FrameDecoder {
+  private readonly chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Length of the frame being assembled, or -1 while its length field is still incomplete. */
+  private need = -1;
+  private failed: WireError | null = null;
+
+  constructor(private readonly frameBytesMax = FRAME_BYTES_MAX_DEFAULT) {}
+
+  /** Bytes received of an incomplete frame, its length field included. */
+  get bufferedBytes(): number {
+    return this.buffered + (this.need === -1 ? 0 : 4);
+  }
+
+  push(chunk: Uint8Array): Frame[] {
+    if (this.failed !== null) throw this.failed;
+    if (chunk.length > 0) {
+      this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+      this.buffered += chunk.length;
+    }
+    const frames: Frame[] = [];
+    try {
+      while (true) {
+        if (this.need === -1) {
+          if (this.buffered < 4) break;
+          const n = this.take(4).readUInt32BE(0);
+          if (n < 2) throw malformed(`frame length ${n} is shorter than its header`);
+          if (n > this.frameBytesMax) throw malformed(`frame length ${n} exceeds the limit of ${this.frameBytesMax} bytes`);
+          this.need = n;
+        }
+        if (this.buffered < this.need) break;
+        const body = this.take(this.need);
+        this.need = -1;
+        frames.push(decodeFrameBody(body));
+      }
+    } catch (err) {
+      this.failed = err instanceof WireError ? err : malformed(String(err));
+      this.chunks.length = 0;
+      this.buffered = 0;
+      throw this.failed;
+    }
+    return frames;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - at);
+        c.copy(out, at, 0, k);
+        at += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+}

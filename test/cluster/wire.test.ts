@@ -1,0 +1,239 @@
+import t, { type Test } from 'tap';
+import type { Entry, Message, MessageType, NodeId } from '../../raft/types.js';
+import {
+  FrameDecoder, NONCE_BYTES, WIRE_VERSION, WireError, batchFrame, decodeFrameBody, encodeFrame, encodeItem,
+  type Frame, type GroupMessage,
+} from '../../src/cluster/wire.js';
+import { mulberry32 } from '../helpers/random.js';
+
+const TYPES: MessageType[] = [
+  'MsgPreVote', 'MsgPreVoteResp', 'MsgVote', 'MsgVoteResp', 'MsgApp', 'MsgAppResp', 'MsgHeartbeat',
+  'MsgHeartbeatResp', 'MsgSnap', 'MsgTimeoutNow', 'MsgReadIndex', 'MsgReadIndexResp', 'MsgTransferLeader',
+];
+const EDGE_NUMBERS = [0, 1, 127, 128, 16383, 16384, 2 ** 31, 2 ** 32, 2 ** 49, Number.MAX_SAFE_INTEGER];
+const IDS: NodeId[] = ['n1', 'n2', 'node-três', '', 'x'.repeat(255), '節点'];
+
+function generator(seed: number) {
+  const rnd = mulberry32(seed);
+  const int = (n: number) => Math.floor(rnd() * n);
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+  const num = () => (rnd() < 0.3 ? pick(EDGE_NUMBERS) : int(rnd() < 0.5 ? 1000 : 2 ** 40));
+  const bool = () => rnd() < 0.5;
+  const bytes = () => {
+    const b = new Uint8Array(rnd() < 0.2 ? 0 : int(rnd() < 0.9 ? 40 : 5000));
+    for (let i = 0; i < b.length; i++) b[i] = int(256);
+    return b;
+  };
+  const ids = () => Array.from({ length: int(5) }, () => pick(IDS));
+  const entry = (): Entry => ({ term: num(), index: num(), type: pick(['normal', 'noop', 'conf'] as const), data: bytes() });
+  const message = (type: MessageType): Message => {
+    const base = { from: pick(IDS), to: pick(IDS), term: num() };
+    switch (type) {
+      case 'MsgPreVote': return { type, ...base, lastLogIndex: num(), lastLogTerm: num() };
+      case 'MsgVote': return { type, ...base, lastLogIndex: num(), lastLogTerm: num(), transfer: bool() };
+      case 'MsgPreVoteResp': case 'MsgVoteResp': return { type, ...base, reject: bool() };
+      case 'MsgApp': return { type, ...base, index: num(), logTerm: num(), commit: num(), entries: Array.from({ length: int(6) }, entry) };
+      case 'MsgAppResp': return { type, ...base, index: num(), reject: bool(), rejectHint: num(), logTerm: num() };
+      case 'MsgHeartbeat': return { type, ...base, commit: num(), round: num(), tick: num() };
+      case 'MsgHeartbeatResp': return { type, ...base, round: num(), tick: num() };
+      case 'MsgSnap':
+        return { type, ...base, snapshot: { meta: { index: num(), term: num(), conf: { voters: ids(), learners: ids() } }, data: bytes() } };
+      case 'MsgTimeoutNow': return { type, ...base };
+      case 'MsgReadIndex': return { type, ...base, ctx: bytes() };
+      case 'MsgReadIndexResp': return { type, ...base, index: num(), ctx: bytes() };
+      case 'MsgTransferLeader': return { type, ...base, transferee: pick(IDS) };
+    }
+  };
+  const batch = (): GroupMessage[] => Array.from({ length: int(8) }, () => ({ group: pick([0, 1, 7, 300, 2 ** 31]), message: message(pick(TYPES)) }));
+  const nonce = () => Uint8Array.from({ length: NONCE_BYTES }, () => int(256));
+  return { rnd, int, pick, message, batch, nonce };
+}
+
+/** Decodes a stream as one chunk and byte by byte; both must give the same frames. */
+function decodeBoth(t: Test, bytes: Buffer): Frame[] {
+  const whole = new FrameDecoder().push(bytes);
+  const decoder = new FrameDecoder();
+  const split: Frame[] = [];
+  for (let i = 0; i < bytes.length; i++) split.push(...decoder.push(bytes.subarray(i, i + 1)));
+  t.same(split, whole, 'byte by byte gives the same frames as one chunk');
+  t.equal(decoder.bufferedBytes, 0);
+  return whole;
+}
+
+t.test('every message type round-trips with random field values', async (t) => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const g = generator(seed);
+    for (const type of TYPES) {
+      const item = { group: g.pick([0, 5, 2 ** 32 - 1]), message: g.message(type) };
+      const [frame] = new FrameDecoder().push(encodeFrame({ kind: 'batch', batch: [item] }));
+      if (!t.same(frame, { kind: 'batch', batch: [item] }, `${type} seed ${seed}`)) return;
+    }
+  }
+});
+
+t.test('batches of mixed groups and types round-trip, one chunk and byte by byte', async (t) => {
+  const g = generator(7);
+  const frames: Frame[] = Array.from({ length: 12 }, () => ({ kind: 'batch', batch: g.batch() }));
+  frames.push({ kind: 'batch', batch: [] });
+  const decoded = decodeBoth(t, Buffer.concat(frames.map(encodeFrame)));
+  t.same(decoded, frames);
+});
+
+t.test('decoded bytes fields are copies, not views of the receive buffer', async (t) => {
+  const message: Message = { type: 'MsgReadIndex', from: 'n1', to: 'n2', term: 3, ctx: Uint8Array.of(1, 2, 3) };
+  const bytes = encodeFrame({ kind: 'batch', batch: [{ group: 0, message }] });
+  const [frame] = new FrameDecoder().push(bytes);
+  bytes.fill(0);
+  t.same(frame, { kind: 'batch', batch: [{ group: 0, message }] });
+});
+
+t.test('batchFrame over pre-encoded items equals encodeFrame of the batch', async (t) => {
+  const g = generator(11);
+  const batch = g.batch();
+  const items = batch.map(({ group, message }) => encodeItem(group, message));
+  t.same(batchFrame(items, items.reduce((n, i) => n + i.length, 0)), encodeFrame({ kind: 'batch', batch }));
+  t.throws(() => batchFrame(items, 1), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+});
+
+t.test('handshake frames round-trip', async (t) => {
+  const g = generator(3);
+  const frames: Frame[] = [
+    { kind: 'hello', nodeId: 'n1', to: 'n2', auth: true, nonce: g.nonce() },
+    { kind: 'hello', nodeId: '節点', to: '', auth: false, nonce: g.nonce() },
+    { kind: 'challenge', nodeId: 'n2', auth: true, nonce: g.nonce(), proof: g.nonce() },
+    { kind: 'challenge', nodeId: 'n2', auth: false, nonce: g.nonce(), proof: new Uint8Array(0) },
+    { kind: 'auth', proof: g.nonce() },
+    { kind: 'auth', proof: new Uint8Array(0) },
+    { kind: 'ready' },
+    { kind: 'refuse', reason: 'unknown node id "n9"' },
+  ];
+  t.same(decodeBoth(t, Buffer.concat(frames.map(encodeFrame))), frames);
+});
+
+t.test('encoding rejects values the wire cannot carry', async (t) => {
+  const base = { type: 'MsgHeartbeatResp', from: 'n1', to: 'n2', round: 0, tick: 0 } as const;
+  for (const term of [-1, 1.5, 2 ** 53, NaN]) {
+    t.throws(() => encodeItem(0, { ...base, term }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' }, `term ${term}`);
+  }
+  t.throws(() => encodeItem(0, { ...base, term: 1, from: 'x'.repeat(256) }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' }, 'node id over 255 bytes');
+  t.throws(() => encodeItem(-1, { ...base, term: 1 }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' }, 'negative group');
+});
+
+/** A frame with a correct length field around the given body. */
+function frameOf(body: Uint8Array): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length, 0);
+  return Buffer.concat([head, body]);
+}
+
+function expectMalformed(t: Test, bytes: Uint8Array, pattern: RegExp, what: string): void {
+  let caught: unknown;
+  try {
+    new FrameDecoder(1 << 20).push(bytes);
+  } catch (err) {
+    caught = err;
+  }
+  t.ok(caught instanceof WireError, `${what}: a WireError`);
+  t.equal((caught as WireError).code, 'RAFTLOCK_ERR_WIRE_MALFORMED', what);
+  t.match((caught as Error).message, pattern, what);
+}
+
+t.test('every truncation of a frame body is rejected with a WireError', async (t) => {
+  const g = generator(5);
+  const frames: Frame[] = [
+    ...TYPES.map((type): Frame => ({ kind: 'batch', batch: [{ group: 3, message: g.message(type) }, { group: 4, message: g.message(type) }] })),
+    { kind: 'hello', nodeId: 'n1', to: 'n2', auth: true, nonce: g.nonce() },
+    { kind: 'challenge', nodeId: 'n2', auth: true, nonce: g.nonce(), proof: g.nonce() },
+    { kind: 'refuse', reason: 'no' },
+  ];
+  let checked = 0;
+  for (const frame of frames) {
+    const body = encodeFrame(frame).subarray(4);
+    for (let cut = 2; cut < body.length; cut++) {
+      let caught: unknown;
+      try {
+        decodeFrameBody(body.subarray(0, cut));
+      } catch (err) {
+        caught = err;
+      }
+      if (!(caught instanceof WireError)) return t.fail(`${frame.kind} cut at ${cut}: ${String(caught)}`);
+      checked++;
+    }
+  }
+  t.ok(checked > 500, `${checked} truncations rejected`);
+});
+
+t.test('a stream cut short decodes nothing and holds the partial frame', async (t) => {
+  const bytes = encodeFrame({ kind: 'batch', batch: generator(9).batch() });
+  const decoder = new FrameDecoder();
+  t.same(decoder.push(bytes.subarray(0, bytes.length - 1)), []);
+  t.equal(decoder.bufferedBytes, bytes.length - 1);
+  t.equal(decoder.push(bytes.subarray(bytes.length - 1)).length, 1);
+});
+
+t.test('malformed headers and fields are rejected with a clear error', async (t) => {
+  const hb = encodeFrame({ kind: 'batch', batch: [{ group: 0, message: { type: 'MsgTimeoutNow', from: 'a', to: 'b', term: 1 } }] }).subarray(4);
+  const cases: [string, Uint8Array, RegExp][] = [
+    ['length over the limit', Buffer.from([0xff, 0xff, 0xff, 0xff]), /frame length 4294967295 exceeds the limit/],
+    ['length shorter than the header', Buffer.from([0, 0, 0, 1, 1]), /shorter than its header/],
+    ['unknown version', frameOf(Buffer.from([2, 4])), /unsupported wire version 2 \(this node speaks 1\)/],
+    ['unknown frame kind', frameOf(Buffer.from([WIRE_VERSION, 99])), /unknown frame kind 99/],
+    ['trailing bytes', frameOf(Buffer.from([WIRE_VERSION, 4, 0])), /1 trailing bytes after ready/],
+    ['unknown message type', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 77, 0, 0, 0])), /unknown message type 77/],
+    ['batch count beyond the bytes left', frameOf(Buffer.from([WIRE_VERSION, 6, 0xff, 0xff, 0xff, 0x7f])), /batch count \d+ exceeds the 0 bytes left/],
+    ['varint over 8 bytes', frameOf(Buffer.from([WIRE_VERSION, 6, ...Array(9).fill(0xff)])), /varint longer than 8 bytes/],
+    ['varint above 2^53-1', frameOf(Buffer.from([WIRE_VERSION, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])), /exceeds 2\^53-1/],
+    ['overlong varint', frameOf(Buffer.from([WIRE_VERSION, 6, 0x81, 0x00])), /overlong varint/],
+    ['boolean byte 2', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 2, 1, 97, 1, 98, 1, 2])), /reject is 2, not a boolean/],
+    ['invalid UTF-8 node id', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 10, 1, 0xc3, 1, 98, 1])), /from is not valid UTF-8/],
+    ['node id over 255 bytes', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 10, 0x80, 0x02, 97, 97])), /from of 256 bytes exceeds 255/],
+    ['string longer than the frame', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 10, 9, 97, 97])), /from of 9 bytes is truncated \(2 left\)/],
+    ['short nonce', encodeFrame({ kind: 'hello', nodeId: 'a', to: 'b', auth: false, nonce: new Uint8Array(32) }).subarray(0, 4 + 2 + 2 + 2 + 1 + 1 + 31), /truncated|trailing/],
+    ['wrong proof length', frameOf(Buffer.from([WIRE_VERSION, 3, 3, 1, 2, 3])), /proof of 3 bytes, expected 0 or 32/],
+    ['unknown entry type', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 5, 1, 97, 1, 98, 1, 0, 0, 0, 1, 1, 1, 9, 0])), /unknown entry type 9/],
+  ];
+  t.equal(decodeFrameBody(hb).kind, 'batch', 'the reference body decodes');
+  for (const [what, bytes, pattern] of cases) {
+    if (what === 'short nonce') {
+      // Rewrite the length field so the frame is complete but its nonce is one byte short.
+      const b = Buffer.from(bytes);
+      b.writeUInt32BE(b.length - 4, 0);
+      b[4 + 2 + 2 + 2 + 1] = 31;
+      expectMalformed(t, b, /nonce of 31 bytes, expected 32/, what);
+      continue;
+    }
+    expectMalformed(t, bytes, pattern, what);
+  }
+});
+
+t.test('a failed decoder stays failed', async (t) => {
+  const decoder = new FrameDecoder();
+  t.throws(() => decoder.push(Buffer.from([0, 0, 0, 2, 9, 9])), WireError);
+  t.throws(() => decoder.push(encodeFrame({ kind: 'ready' })), /unsupported wire version 9/);
+});
+
+t.test('random garbage and mutated frames give frames or a WireError, never another exception', async (t) => {
+  const g = generator(21);
+  let errors = 0;
+  for (let round = 0; round < 3000; round++) {
+    let bytes: Buffer;
+    if (round % 2 === 0) {
+      bytes = Buffer.from(Array.from({ length: g.int(64) }, () => g.int(256)));
+      if (round % 4 === 0 && bytes.length >= 6) {
+        bytes.writeUInt32BE(bytes.length - 4, 0);
+        bytes[4] = WIRE_VERSION;
+        bytes[5] = 1 + g.int(6);
+      }
+    } else {
+      bytes = encodeFrame({ kind: 'batch', batch: g.batch() });
+      for (let k = 1 + g.int(3); k > 0; k--) bytes[4 + g.int(bytes.length - 4)] = g.int(256);
+    }
+    try {
+      new FrameDecoder(1 << 16).push(bytes);
+    } catch (err) {
+      if (!(err instanceof WireError)) return t.fail(`round ${round}: ${String(err)} from ${bytes.toString('hex')}`);
+      errors++;
+    }
+  }
+  t.ok(errors > 1000, `${errors} inputs rejected, none with a foreign exception`);
+});
