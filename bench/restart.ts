@@ -66,9 +66,12 @@ function pipeline(port: number, count: number, command: (i: number) => string[])
   });
 }
 
+/** Partition 0's Raft indexes from INFO raft (the benchmark runs one partition). */
 function raftInfo(port: number): Record<string, string> {
   const text = execFileSync('redis-cli', ['-p', String(port), 'INFO', 'raft'], { encoding: 'utf8' });
-  return Object.fromEntries(text.split(/\r?\n/).filter((l) => l.includes(':')).map((l) => l.split(':') as [string, string]));
+  const line = /partition0:(\S+)/.exec(text)?.[1] ?? '';
+  const fields = Object.fromEntries(line.split(',').map((kv) => kv.split('=') as [string, string]));
+  return { raft_last_index: fields['last_index'] ?? 'NaN', raft_snapshot_index: fields['snapshot_index'] ?? 'NaN' };
 }
 
 /**

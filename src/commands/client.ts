@@ -113,7 +113,7 @@ function listFilter(argv: readonly string[]): Set<number> | null | string {
 }
 
 function clientLine(ctx: CommandContext, client: ClientState): string {
-  const nowMs = ctx.server.service.now();
+  const nowMs = ctx.server.clockMs();
   const sizes = client.bufferSizes();
   const age = Math.floor((ctx.server.wallClockMs() - client.createdAtMs) / 1000);
   const idle = Math.floor((nowMs - client.lastActiveMs) / 1000);

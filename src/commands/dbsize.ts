@@ -1,5 +1,6 @@
 import { defineCommand } from './spec.js';
 import { respond } from './respond.js';
+import { sumOverPartitions } from './partition.js';
 
 export default defineCommand({
   name: 'dbsize',
@@ -11,7 +12,7 @@ export default defineCommand({
   flags: ['readonly', 'fast'],
   aclCategories: ['@keyspace', '@read', '@fast'],
   handler(ctx) {
-    const service = ctx.server.service;
-    return respond(ctx, service.read('persistent', () => service.machine.dbsize()), (c, n) => c.reply.integer(n));
+    const size = sumOverPartitions(ctx, (service) => service.read('persistent', () => service.machine.dbsize()));
+    return respond(ctx, size, (c, n) => c.reply.integer(n));
   },
 });

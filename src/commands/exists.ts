@@ -1,5 +1,6 @@
 import { defineCommand } from './spec.js';
 import { respond } from './respond.js';
+import { serviceForKeys } from './partition.js';
 
 export default defineCommand({
   name: 'exists',
@@ -13,7 +14,8 @@ export default defineCommand({
   keys: { first: 1, last: -1, step: 1 },
   args: [{ name: 'key', type: 'key', multiple: true }],
   handler(ctx, argv) {
-    const service = ctx.server.service;
+    const service = serviceForKeys(ctx, argv.slice(1));
+    if (service === undefined) return;
     const count = service.read('persistent', (now) => service.machine.exists(argv.slice(1), now));
     return respond(ctx, count, (c, n) => c.reply.integer(n));
   },

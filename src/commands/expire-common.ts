@@ -36,7 +36,7 @@ export function expireCommand(name: 'expire' | 'pexpire', unitMs: 1000 | 1, sinc
       const ttlMs = amount * unitMs;
       if (!Number.isSafeInteger(ttlMs)) return ctx.reply.error(invalidExpire(name));
       const condition = (parsed['condition'] ?? 'always') as ExpireCondition;
-      const result = ctx.server.service.write({ kind: 'expire', key: argv[1]!, ttlMs, condition });
+      const result = ctx.server.serviceFor(argv[1]!).write({ kind: 'expire', key: argv[1]!, ttlMs, condition });
       return respond(ctx, result, (c, n) => c.reply.integer(n as number));
     },
   });
@@ -56,7 +56,7 @@ export function ttlCommand(name: 'ttl' | 'pttl', since: string): CommandSpec {
     keys: { first: 1, last: 1, step: 1 },
     args: [{ name: 'key', type: 'key' }],
     handler(ctx, argv) {
-      const service = ctx.server.service;
+      const service = ctx.server.serviceFor(argv[1]!);
       const ms = service.read('persistent', (now) => service.machine.pttl(argv[1]!, now));
       return respond(ctx, ms, (c, v) => c.reply.integer(v < 0 || name === 'pttl' ? v : Math.floor((v + 500) / 1000)));
     },

@@ -13,7 +13,7 @@ export default defineCommand({
   keys: { first: 1, last: 1, step: 1 },
   args: [{ name: 'key', type: 'key' }],
   handler(ctx, argv) {
-    const service = ctx.server.service;
+    const service = ctx.server.serviceFor(argv[1]!);
     const value = service.read('persistent', (now) => service.machine.get(argv[1]!, now));
     return respond(ctx, value, (c, v) => c.reply.bulkOrNull(v));
   },

@@ -1,7 +1,14 @@
 import { defineCommand, type CommandContext } from './spec.js';
 import { REDIS_COMPAT_VERSION, RAFTLOCK_VERSION } from './version.js';
+import type { LockService } from '../lock/service.js';
 
 type Section = (ctx: CommandContext) => [string, string | number][];
+
+function sum(ctx: CommandContext, each: (service: LockService) => number): number {
+  let total = 0;
+  for (const service of ctx.server.services) total += each(service);
+  return total;
+}
 
 const sections: Record<string, Section> = {
   server: (ctx) => [
@@ -21,7 +28,7 @@ const sections: Record<string, Section> = {
     ['connected_clients', [...ctx.server.clients()].length],
     ['maxclients', ctx.server.config.maxclients],
     ['blocked_clients', ctx.server.blockedClients()],
-    ['lock_waiters', ctx.server.service.waiters.size],
+    ['lock_waiters', sum(ctx, (s) => s.waiters.size)],
   ],
   memory: () => {
     const usage = process.memoryUsage();
@@ -46,7 +53,7 @@ const sections: Record<string, Section> = {
       ['total_net_input_bytes', stats.netInputBytes],
       ['total_net_output_bytes', stats.netOutputBytes],
       ['rejected_connections', stats.rejectedConnections],
-      ['expired_keys', ctx.server.service.machine.persistent.expiredTotal + ctx.server.service.machine.ephemeral.expiredTotal],
+      ['expired_keys', sum(ctx, (s) => s.machine.persistent.expiredTotal + s.machine.ephemeral.expiredTotal)],
       ['total_error_replies', 0],
       ['protocol_errors', stats.protocolErrors],
     ];
@@ -64,33 +71,26 @@ const sections: Record<string, Section> = {
     ];
   },
   raft: (ctx) => {
-    const raft = ctx.server.raft?.();
-    if (raft === undefined) return [];
+    const groups = ctx.server.raft?.() ?? [];
     return [
-      ['raft_role', raft.role],
-      ['raft_term', raft.term],
-      ['raft_leader', raft.leader ?? ''],
-      ['raft_last_index', raft.lastIndex],
-      ['raft_commit_index', raft.commitIndex],
-      ['raft_applied_index', raft.appliedIndex],
-      ['raft_snapshot_index', raft.snapshotIndex],
+      ['raft_partitions', ctx.server.services.length],
+      ...groups.map((g, p): [string, string] => [`partition${p}`,
+        `role=${g.role},term=${g.term},leader=${g.leader ?? ''},last_index=${g.lastIndex},commit_index=${g.commitIndex},` +
+        `applied_index=${g.appliedIndex},snapshot_index=${g.snapshotIndex}`]),
     ];
   },
   cluster: () => [['cluster_enabled', 0]],
   keyspace: (ctx) => {
-    const machine = ctx.server.service.machine;
-    const keys = machine.dbsize();
+    const keys = sum(ctx, (s) => s.machine.dbsize());
     if (keys === 0) return [];
-    return [['db0', `keys=${keys},expires=${machine.persistent.expiringCount},avg_ttl=0`]];
+    return [['db0', `keys=${keys},expires=${sum(ctx, (s) => s.machine.persistent.expiringCount)},avg_ttl=0`]];
   },
   locks: (ctx) => {
-    const machine = ctx.server.service.machine;
-    const nowMs = ctx.server.service.now();
     return [
-      ['persistent_locks', machine.dbsize()],
-      ['ephemeral_locks', machine.ephemeral.liveCount(nowMs)],
-      ['lock_waiters', ctx.server.service.waiters.size],
-      ['remembered_tokens', machine.persistent.tombstoneCount + machine.ephemeral.tombstoneCount],
+      ['persistent_locks', sum(ctx, (s) => s.machine.dbsize())],
+      ['ephemeral_locks', sum(ctx, (s) => s.machine.ephemeral.liveCount(s.now()))],
+      ['lock_waiters', sum(ctx, (s) => s.waiters.size)],
+      ['remembered_tokens', sum(ctx, (s) => s.machine.persistent.tombstoneCount + s.machine.ephemeral.tombstoneCount)],
     ];
   },
 };

@@ -23,6 +23,6 @@ export default defineCommand({
     const ttlMs = parsed['ttl_ms'] as number;
     if (!checkTtl(ctx, 'kextend', ttlMs)) return;
     const op = { kind: 'extend', durability: durabilityOf(parsed), resource: argv[1]!, owner: argv[2]!, ttlMs } as const;
-    return respond(ctx, ctx.server.service.write(op), replyToken);
+    return respond(ctx, ctx.server.serviceFor(op.resource).write(op), replyToken);
   },
 });

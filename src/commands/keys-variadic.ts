@@ -1,5 +1,6 @@
 import { defineCommand, type CommandSpec } from './spec.js';
 import { respond } from './respond.js';
+import { serviceForKeys } from './partition.js';
 
 /** DEL and UNLINK: both release the keys at once (there is no lazy freeing to defer). */
 export function deleteCommand(name: 'del' | 'unlink', summary: string, since: string): CommandSpec {
@@ -15,7 +16,9 @@ export function deleteCommand(name: 'del' | 'unlink', summary: string, since: st
     keys: { first: 1, last: -1, step: 1 },
     args: [{ name: 'key', type: 'key', multiple: true }],
     handler(ctx, argv) {
-      return respond(ctx, ctx.server.service.write({ kind: 'del', keys: argv.slice(1) }), (c, n) => c.reply.integer(n as number));
+      const service = serviceForKeys(ctx, argv.slice(1));
+      if (service === undefined) return;
+      return respond(ctx, service.write({ kind: 'del', keys: argv.slice(1) }), (c, n) => c.reply.integer(n as number));
     },
   });
 }

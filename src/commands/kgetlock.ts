@@ -19,7 +19,7 @@ export default defineCommand({
     DURABILITY_ARG,
   ],
   handler(ctx, argv, parsed) {
-    const service = ctx.server.service;
+    const service = ctx.server.serviceFor(argv[1]!);
     const durability = durabilityOf(parsed);
     const info = service.read(durability, (now) => service.machine.info(durability, argv[1]!, now));
     return respond(ctx, info, writeInfo);

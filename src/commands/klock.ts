@@ -1,6 +1,7 @@
 import { BLOCKING, defineCommand, type CommandContext } from './spec.js';
 import { DURABILITY_ARG, checkTtl, durabilityOf, replyToken, ttlArg, TTL_MS_MAX } from './lock-args.js';
 import { errorReply, respond } from './respond.js';
+import type { LockService } from '../lock/service.js';
 
 export default defineCommand({
   name: 'klock',
@@ -25,7 +26,7 @@ export default defineCommand({
     if (!checkTtl(ctx, 'klock', ttlMs)) return;
     const durability = durabilityOf(parsed);
     const timeoutMs = parsed['timeout_ms'] as number | undefined;
-    const service = ctx.server.service;
+    const service = ctx.server.serviceFor(argv[1]!);
     if (timeoutMs === undefined) return respond(ctx, service.lock(durability, argv[1]!, argv[2]!, ttlMs), replyToken);
     if (timeoutMs < 0) return ctx.reply.error('ERR timeout is negative');
     if (timeoutMs > TTL_MS_MAX) return ctx.reply.error('ERR timeout is out of range');
@@ -33,8 +34,8 @@ export default defineCommand({
   },
 });
 
-function wait(ctx: CommandContext, request: Parameters<CommandContext['server']['service']['lockOrWait']>[0]): void | Promise<void> {
-  const service = ctx.server.service;
+function wait(ctx: CommandContext, request: Parameters<LockService['lockOrWait']>[0]): void | Promise<void> {
+  const service = ctx.server.serviceFor(request.resource);
   let settled: { value: bigint | null | Error } | undefined;
   let finish: (() => void) | undefined;
   const outcome = service.lockOrWait(request, (value) => {

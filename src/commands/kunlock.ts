@@ -20,6 +20,6 @@ export default defineCommand({
   ],
   handler(ctx, argv, parsed) {
     const op = { kind: 'unlock', durability: durabilityOf(parsed), resource: argv[1]!, owner: argv[2]! } as const;
-    return respond(ctx, ctx.server.service.write(op), (c, released) => c.reply.integer(released === true ? 1 : 0));
+    return respond(ctx, ctx.server.serviceFor(op.resource).write(op), (c, released) => c.reply.integer(released === true ? 1 : 0));
   },
 });

@@ -13,6 +13,6 @@ export default defineCommand({
   keys: { first: 1, last: 1, step: 1 },
   args: [{ name: 'key', type: 'key' }],
   handler(ctx, argv) {
-    return respond(ctx, ctx.server.service.write({ kind: 'persist', key: argv[1]! }), (c, n) => c.reply.integer(n as number));
+    return respond(ctx, ctx.server.serviceFor(argv[1]!).write({ kind: 'persist', key: argv[1]! }), (c, n) => c.reply.integer(n as number));
   },
 });

@@ -43,7 +43,7 @@ export default defineCommand({
     const get = parsed['get'] === true;
     // EXAT/PXAT in the past: Redis writes the key and it is gone at once; a ttl below zero does that.
     const effective: SetExpiry = expiry.kind === 'ttl' && expiry.ttlMs <= 0 ? { kind: 'ttl', ttlMs: -1 } : expiry;
-    const result = ctx.server.service.write({ kind: 'set', key: argv[1]!, value: argv[2]!, mode, expiry: effective });
+    const result = ctx.server.serviceFor(argv[1]!).write({ kind: 'set', key: argv[1]!, value: argv[2]!, mode, expiry: effective });
     return respond(ctx, result, (c, r) => {
       const { written, previous } = r as SetResult;
       if (get) c.reply.bulkOrNull(previous);

@@ -54,7 +54,13 @@ export interface ClientState {
 }
 
 export interface ServerInfo {
-  readonly service: LockService;
+  /** The lock service of each partition. */
+  readonly services: readonly LockService[];
+  /** The lock service of the partition a key's slot belongs to. */
+  serviceFor(key: string): LockService;
+  partitionOf(key: string): number;
+  /** The node's monotonic clock (ms). */
+  clockMs(): number;
   readonly config: ServerSettings;
   readonly stats: ServerStats;
   readonly startedAtWallMs: number;
@@ -65,8 +71,8 @@ export interface ServerInfo {
   blockedClients(): number;
   /** Wall-clock ms since the epoch (only for EXAT/PXAT, TIME and INFO). */
   wallClockMs(): number;
-  /** The node's Raft group, once open (INFO raft). */
-  raft?(): RaftInfo | undefined;
+  /** Each open partition's Raft group (INFO raft). */
+  raft?(): RaftInfo[];
 }
 
 export interface RaftInfo {

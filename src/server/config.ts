@@ -10,6 +10,8 @@ export interface ServerConfig extends ServerSettings {
   readonly tombstonesMax: number;
   /** Log entries applied since the last snapshot before the next (at least; see SnapshotPolicy). */
   readonly snapshotMinEntries: number;
+  /** Partitions (Raft groups) the keyspace is split into; fixed when the data directory is created. */
+  readonly partitions: number;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -29,6 +31,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   waitersMax: 65_536,
   tombstonesMax: 1_000_000,
   snapshotMinEntries: 10_000,
+  partitions: 1,
 };
 
 function integer(min: number, max: number) {
@@ -81,6 +84,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--max-waiters <n>', 'KLOCK ... WAIT callers queued in total', 'MAX_WAITERS').argParser(integer(0, 10_000_000)).default(d.waitersMax))
     .addOption(option('--max-remembered-tokens <n>', 'released locks whose fencing token is remembered individually', 'MAX_REMEMBERED_TOKENS').argParser(integer(0, 100_000_000)).default(d.tombstonesMax))
     .addOption(option('--snapshot-min-entries <n>', 'log entries applied before the lock table is snapshotted and the log compacted (more when the table is larger)', 'SNAPSHOT_MIN_ENTRIES').argParser(integer(1, 1_000_000_000)).default(d.snapshotMinEntries))
+    .addOption(option('--partitions <n>', 'Raft groups the keyspace is split into by key slot; fixed when the data directory is created', 'PARTITIONS').argParser(integer(1, 1024)).default(d.partitions))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -102,6 +106,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     waitersMax: o['maxWaiters'],
     tombstonesMax: o['maxRememberedTokens'],
     snapshotMinEntries: o['snapshotMinEntries'],
+    partitions: o['partitions'],
     logLevel: o['logLevel'],
   };
 }

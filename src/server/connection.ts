@@ -57,7 +57,7 @@ export class Connection implements ClientState {
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`;
     this.laddr = `${socket.localAddress}:${socket.localPort}`;
     this.createdAtMs = host.info.wallClockMs();
-    this.lastActiveMs = host.info.service.now();
+    this.lastActiveMs = host.info.clockMs();
     this.decoder = new RequestDecoder({ maxBulkBytes: config.maxBulkBytes, maxArgs: config.maxArgs });
     this.current = { reply: new ReplyWriter(2), client: this, server: host.info };
     this.slots = [{ ctx: this.current, pending: false }];
@@ -99,7 +99,7 @@ export class Connection implements ClientState {
    */
   private run(): void {
     const stats = this.host.info.stats;
-    this.lastActiveMs = this.host.info.service.now();
+    this.lastActiveMs = this.host.info.clockMs();
     while (!this.blocked && !this.closed && !this.closeAfterReply) {
       if (this.socket.writableLength + this.current.reply.length > OUTPUT_PAUSE_BYTES) {
         this.pauseForOutput();

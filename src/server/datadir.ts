@@ -6,6 +6,8 @@ const IDENTITY_FILE = 'node.json';
 export interface NodeIdentity {
   nodeId: string;
   createdAt: string;
+  /** Partitions of the keyspace; absent in directories from before partitions, which have one. */
+  partitions?: number;
 }
 
 /**
@@ -13,7 +15,7 @@ export interface NodeIdentity {
  * directory belongs to one node for life: starting it under another node id
  * is refused, since its future WAL and snapshots would be another node's.
  */
-export function openDataDir(dataDir: string, nodeId: string): NodeIdentity {
+export function openDataDir(dataDir: string, nodeId: string, partitions = 1): NodeIdentity {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, IDENTITY_FILE);
   let existing: NodeIdentity | undefined;
@@ -28,9 +30,14 @@ export function openDataDir(dataDir: string, nodeId: string): NodeIdentity {
     if (existing.nodeId !== nodeId) {
       throw new Error(`data directory ${dataDir} belongs to node '${existing.nodeId}', not '${nodeId}' (use --node-id ${existing.nodeId} or another --data-dir)`);
     }
+    const created = existing.partitions ?? 1;
+    if (created !== partitions) {
+      throw new Error(`data directory ${dataDir} was created with ${created} partition(s), not ${partitions}: ` +
+        `the partition count is fixed (use --partitions ${created} or another --data-dir)`);
+    }
     return existing;
   }
-  const identity: NodeIdentity = { nodeId, createdAt: new Date().toISOString() };
+  const identity: NodeIdentity = { nodeId, createdAt: new Date().toISOString(), partitions };
   const temp = `${path}.tmp`;
   writeFileSync(temp, JSON.stringify(identity) + '\n');
   const fd = openSync(temp, 'r');

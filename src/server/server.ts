@@ -5,6 +5,7 @@ import { LockService, type Replicator } from '../lock/service.js';
 import { LockStateMachine } from '../lock/machine.js';
 import { Replica } from '../cluster/replica.js';
 import { SnapshotStore, Wal, nodeFs } from '../storage/index.js';
+import { partitionOfKey } from '../cluster/slots.js';
 import type { ClientState, CommandSpec, ServerInfo, ServerStats } from '../commands/spec.js';
 import { COMMANDS } from '../commands/table.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
@@ -27,43 +28,36 @@ const TICK_CATCH_UP_MAX = 1000;
 export const monotonicMs = (): number => Math.floor(performance.now());
 
 /**
- * The single-node raftlock server: a RESP listener, its connections and the
- * lock service they share.
+ * The single-node raftlock server: a RESP listener, its connections, and the
+ * partitions of the keyspace, each a lock service on its own Raft group, all
+ * sharing one WAL.
  */
 export class RaftlockServer implements ConnectionHost {
   readonly info: ServerInfo;
-  readonly service: LockService;
+  /** One lock service per partition (Raft group); a key's slot picks its partition. */
+  readonly services: readonly LockService[];
+  private readonly partitions: Partition[];
   private readonly listener: net.Server;
   private readonly connections = new Set<Connection>();
   private nextClientId = 1;
-  private wakeTimer: NodeJS.Timeout | undefined;
   private expireTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
-  private replica: Replica | undefined;
   private wal: Wal | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly config: ServerConfig = DEFAULT_CONFIG, readonly log: Logger = SILENT) {
-    const replicator: Replicator = {
-      propose: (op) => this.leaderReplica().propose(op),
-      answerNoop: (op) => this.replica?.answerNoop(op),
-      read: (fn) => this.leaderReplica().read(fn),
-      logNow: () => this.replica?.logNow() ?? monotonicMs(),
-    };
-    this.service = new LockService({
-      clock: monotonicMs,
-      machine: new LockStateMachine({ tombstonesMax: config.tombstonesMax }),
-      replicator,
-      scheduleWake: (atMs) => this.scheduleWake(atMs),
-      waiterLimits: { perResourceMax: config.waitersPerLockMax, totalMax: config.waitersMax },
-    });
+    this.partitions = Array.from({ length: config.partitions }, (_, index) => this.newPartition(index));
+    this.services = this.partitions.map((p) => p.service);
     const stats: ServerStats = {
       connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0,
       protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0,
     };
     const connections = this.connections;
     this.info = {
-      service: this.service,
+      services: this.services,
+      serviceFor: (key) => this.services[this.services.length === 1 ? 0 : partitionOfKey(key, this.services.length)]!,
+      partitionOf: (key) => (this.services.length === 1 ? 0 : partitionOfKey(key, this.services.length)),
+      clockMs: monotonicMs,
       config,
       stats,
       startedAtWallMs: Date.now(),
@@ -76,15 +70,15 @@ export class RaftlockServer implements ConnectionHost {
         return n;
       },
       wallClockMs: () => Date.now(),
-      raft: () => {
-        const replica = this.replica;
+      raft: () => this.partitions.map((partition) => {
+        const replica = partition.replica;
         if (replica === undefined) return undefined;
         const status = replica.raw.status();
         return {
           role: status.role, term: status.term, leader: replica.leaderId, lastIndex: status.lastIndex,
           commitIndex: status.commit, appliedIndex: replica.appliedIndex, snapshotIndex: replica.snapshotIndex,
         };
-      },
+      }).filter((r) => r !== undefined),
     };
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
@@ -121,66 +115,91 @@ export class RaftlockServer implements ConnectionHost {
     this.closing ??= (async () => {
       clearInterval(this.expireTimer);
       clearInterval(this.tickTimer);
-      clearTimeout(this.wakeTimer);
+      for (const partition of this.partitions) clearTimeout(partition.wakeTimer);
       const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
       for (const connection of this.connections) connection.close();
       if (this.listener.listening) await closed;
-      this.replica?.stop();
+      for (const partition of this.partitions) partition.replica?.stop();
       await this.wal?.close();
     })();
     return this.closing;
   }
 
+  private newPartition(index: number): Partition {
+    const partition: Partition = { index, service: undefined as unknown as LockService, replica: undefined, wakeTimer: undefined };
+    const leader = (): Replica => {
+      if (partition.replica === undefined) throw new Error(`partition ${index}: the replica is not open`);
+      return partition.replica;
+    };
+    const replicator: Replicator = {
+      propose: (op) => leader().propose(op),
+      answerNoop: (op) => partition.replica?.answerNoop(op),
+      read: (fn) => leader().read(fn),
+      logNow: () => partition.replica?.logNow() ?? monotonicMs(),
+    };
+    partition.service = new LockService({
+      clock: monotonicMs,
+      machine: new LockStateMachine({ tombstonesMax: this.config.tombstonesMax }),
+      replicator,
+      scheduleWake: (atMs) => this.scheduleWake(partition, atMs),
+      waiterLimits: { perResourceMax: this.config.waitersPerLockMax, totalMax: this.config.waitersMax },
+    });
+    return partition;
+  }
+
+  /** Opens the WAL and every partition's Raft group from it (one WAL, one fsync, for all of them). */
   private async openReplica(): Promise<void> {
     const { wal, groups, report } = await Wal.open({ fs: nodeFs, dir: join(this.config.dataDir, 'wal') });
     this.wal = wal;
     if (report.truncatedTail !== null) this.log.warn('WAL: truncated a torn tail left by a crash', { ...report.truncatedTail });
-    const replay = groups.get(0);
+    for (const group of groups.keys()) {
+      if (group >= this.partitions.length) throw new Error(`the WAL holds partition ${group}, but this node has ${this.partitions.length} partitions`);
+    }
     const snapshots = await SnapshotStore.open({ fs: nodeFs, dir: join(this.config.dataDir, 'snap') });
-    const replica = await Replica.open({
-      id: this.config.nodeId,
-      group: 0,
-      conf: { voters: [this.config.nodeId], learners: [] },
-      wal,
-      replay,
-      snapshots,
-      snapshotPolicy: { minEntries: this.config.snapshotMinEntries },
-      machine: this.service.machine,
-      clock: monotonicMs,
-      rng: Math.random,
-      send: () => undefined,
-      onApplied: () => this.service.afterWrite(),
-      onFatal: (error) => {
-        this.log.error('replica failed; stopping', { error: error.message });
-        process.exitCode = 70;
-        void this.close();
-      },
+    let entries = 0;
+    for (const partition of this.partitions) {
+      const replay = groups.get(partition.index);
+      entries += replay?.entries.length ?? 0;
+      partition.replica = await Replica.open({
+        id: this.config.nodeId,
+        group: partition.index,
+        conf: { voters: [this.config.nodeId], learners: [] },
+        wal,
+        replay,
+        snapshots,
+        snapshotPolicy: { minEntries: this.config.snapshotMinEntries },
+        machine: partition.service.machine,
+        clock: monotonicMs,
+        rng: Math.random,
+        send: () => undefined,
+        onApplied: () => partition.service.afterWrite(),
+        onFatal: (error) => {
+          this.log.error('replica failed; stopping', { partition: partition.index, error: error.message });
+          process.exitCode = 70;
+          void this.close();
+        },
+      });
+    }
+    const replicas = this.partitions.map((p) => p.replica!);
+    this.log.info('restored the lock tables', {
+      partitions: replicas.length, snapshotIndexes: replicas.map((r) => r.snapshotIndex), entries, segments: report.segments.length,
     });
-    this.replica = replica;
-    this.log.info('restored the lock table', {
-      snapshotIndex: replica.snapshotIndex, entries: replay?.entries.length ?? 0, segments: report.segments.length,
-    });
-    replica.campaign();
+    for (const replica of replicas) replica.campaign();
     // Ticks follow elapsed time, not timer callbacks: after a stall (GC, a paused
     // process) the missed ticks are delivered before anything else, so the
     // leader lease, counted in ticks, never outlives real time.
     let tickedAt = monotonicMs();
     this.tickTimer = setInterval(() => {
       const due = Math.floor((monotonicMs() - tickedAt) / RAFT_TICK_MS);
-      for (let i = 0; i < Math.min(due, TICK_CATCH_UP_MAX); i++) replica.tick();
+      for (let i = 0; i < Math.min(due, TICK_CATCH_UP_MAX); i++) for (const replica of replicas) replica.tick();
       tickedAt = due > TICK_CATCH_UP_MAX ? monotonicMs() : tickedAt + due * RAFT_TICK_MS;
     }, RAFT_TICK_MS);
     this.tickTimer.unref();
     const deadline = monotonicMs() + LEADERSHIP_WAIT_MS;
-    while (!replica.isLeader) {
+    while (!replicas.every((r) => r.isLeader)) {
       if (monotonicMs() > deadline) throw new Error(`no leadership after ${LEADERSHIP_WAIT_MS} ms`);
       await new Promise((r) => setTimeout(r, 1));
     }
-  }
-
-  private leaderReplica(): Replica {
-    if (this.replica === undefined) throw new Error('the replica is not open');
-    return this.replica;
   }
 
   removeConnection(connection: Connection): void {
@@ -203,11 +222,11 @@ export class RaftlockServer implements ConnectionHost {
     this.connections.add(new Connection(this.nextClientId++, socket, this));
   }
 
-  private scheduleWake(atMs: number): void {
-    clearTimeout(this.wakeTimer);
+  private scheduleWake(partition: Partition, atMs: number): void {
+    clearTimeout(partition.wakeTimer);
     if (atMs === Infinity || this.closing !== undefined) return;
     const delayMs = Math.max(0, Math.min(atMs - monotonicMs(), 2 ** 31 - 1));
-    this.wakeTimer = setTimeout(() => this.service.runTimers(), delayMs);
+    partition.wakeTimer = setTimeout(() => partition.service.runTimers(), delayMs);
   }
 
   /**
@@ -217,12 +236,21 @@ export class RaftlockServer implements ConnectionHost {
    */
   private expireCycle(): void {
     const start = performance.now();
-    while (this.service.activeExpire(EXPIRE_BATCH) > 0) {
-      if (performance.now() - start > EXPIRE_CYCLE_BUDGET_MS) break;
-    }
-    const replica = this.replica;
-    if (replica?.isLeader === true && this.service.machine.persistent.nextExpiryMs() < replica.logNow()) {
-      replica.propose({ kind: 'tick' }).catch(() => undefined);
+    for (const { service, replica } of this.partitions) {
+      while (service.activeExpire(EXPIRE_BATCH) > 0) {
+        if (performance.now() - start > EXPIRE_CYCLE_BUDGET_MS) break;
+      }
+      if (replica?.isLeader === true && service.machine.persistent.nextExpiryMs() < replica.logNow()) {
+        replica.propose({ kind: 'tick' }).catch(() => undefined);
+      }
     }
   }
+}
+
+/** One partition of the keyspace on this node: its lock service and its Raft group. */
+interface Partition {
+  index: number;
+  service: LockService;
+  replica: Replica | undefined;
+  wakeTimer: NodeJS.Timeout | undefined;
 }

@@ -22,7 +22,10 @@ t.test('random argument lists never throw and always produce exactly one reply',
   const service = new LockService({ clock: () => now });
   const clients: ClientState[] = [];
   const server: ServerInfo = {
-    service,
+    services: [service],
+    serviceFor: () => service,
+    partitionOf: () => 0,
+    clockMs: () => now,
     config: { ...DEFAULT_CONFIG, requirepass: undefined },
     stats: { connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0, protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0 },
     startedAtWallMs: 0,

@@ -68,11 +68,11 @@ t.test('KLOCK WAIT times out with nil; a closed waiter leaves the queue', async 
   const before = Date.now();
   t.equal(await w.call('KLOCK', 'q', 'w', 1000, 'EPHEMERAL', 'WAIT', 100), null);
   t.ok(Date.now() - before >= 95, 'waited about the timeout');
-  t.equal(s.server.service.waiters.size, 1);
+  t.equal(s.server.services[0]!.waiters.size, 1);
   gone.close();
   await gone.closed;
   await new Promise((r) => setTimeout(r, 20));
-  t.equal(s.server.service.waiters.size, 0, 'closed client left the queue');
+  t.equal(s.server.services[0]!.waiters.size, 0, 'closed client left the queue');
   t.equal(await holder.call('KUNLOCK', 'q', 'h', 'EPHEMERAL'), 1);
   t.same(await holder.call('KGETLOCK', 'q', 'EPHEMERAL'), null, 'nobody was granted the lock on behalf of the closed client');
 });

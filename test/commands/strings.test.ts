@@ -77,8 +77,8 @@ t.test('expired keys disappear without being read', async (t) => {
   const started = Date.now();
   for (let i = 0; i < 500; i++) c.command('SET', `k${i}`, 'v', 'PX', 1000);
   for (let i = 0; i < 500; i++) await c.reply();
-  if (Date.now() - started < 900) t.equal(s.server.service.machine.persistent.sizeIncludingExpired, 500);
+  if (Date.now() - started < 900) t.equal(s.server.services[0]!.machine.persistent.sizeIncludingExpired, 500);
   await new Promise((r) => setTimeout(r, 1500));
-  t.equal(s.server.service.machine.persistent.sizeIncludingExpired, 0, 'reclaimed by the active expiry cycle');
-  t.equal(s.server.service.machine.persistent.expiredTotal, 500);
+  t.equal(s.server.services[0]!.machine.persistent.sizeIncludingExpired, 0, 'reclaimed by the active expiry cycle');
+  t.equal(s.server.services[0]!.machine.persistent.expiredTotal, 500);
 });

@@ -131,7 +131,7 @@ t.test('query buffer limit closes a client that floods a blocked connection', as
   const ping = '*1\r\n$4\r\nPING\r\n';
   c.send(ping.repeat(10_000));
   await c.closed;
-  t.equal(s.server.service.waiters.size, 0, 'its waiter left the queue');
+  t.equal(s.server.services[0]!.waiters.size, 0, 'its waiter left the queue');
   t.same(await holder.call('PING'), { ok: 'PONG' });
 });
 

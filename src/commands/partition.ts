@@ -1,0 +1,24 @@
+import type { LockService, Maybe } from '../lock/service.js';
+import type { CommandContext } from './spec.js';
+
+/** Redis Cluster's reply to a multi-key command whose keys live in different partitions. */
+export const CROSSSLOT_ERROR = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/** The one partition's service all keys belong to, or undefined (after replying CROSSSLOT) if they span several. */
+export function serviceForKeys(ctx: CommandContext, keys: readonly string[]): LockService | undefined {
+  const partition = ctx.server.partitionOf(keys[0]!);
+  for (let i = 1; i < keys.length; i++) {
+    if (ctx.server.partitionOf(keys[i]!) !== partition) {
+      ctx.reply.error(CROSSSLOT_ERROR);
+      return undefined;
+    }
+  }
+  return ctx.server.services[partition]!;
+}
+
+/** The sum of one number from every partition (some may need the log first). */
+export function sumOverPartitions(ctx: CommandContext, each: (service: LockService) => Maybe<number>): Maybe<number> {
+  const values = ctx.server.services.map(each);
+  if (values.every((v) => typeof v === 'number')) return (values as number[]).reduce((a, b) => a + b, 0);
+  return Promise.all(values).then((all) => all.reduce((a, b) => a + b, 0));
+}

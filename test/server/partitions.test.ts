@@ -1,0 +1,67 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RaftlockServer } from '../../src/server/server.js';
+import { DEFAULT_CONFIG, parseConfig } from '../../src/server/config.js';
+import { openDataDir } from '../../src/server/datadir.js';
+import { partitionOfKey } from '../../src/cluster/slots.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+const CROSSSLOT = { err: "CROSSSLOT Keys in request don't hash to the same slot" };
+
+t.test('keys are spread over partitions, each its own Raft group on one WAL, and survive a restart', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'raftlock-partitions-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const config = { ...DEFAULT_CONFIG, port: 0, dataDir, logLevel: 'silent' as const, partitions: 4 };
+  const first = new RaftlockServer(config);
+  t.teardown(() => first.close());
+  let c = await RawClient.connect(await first.listen());
+  const keys = Array.from({ length: 40 }, (_, i) => `lock:${i}`);
+  const used = new Set(keys.map((k) => partitionOfKey(k, 4)));
+  t.equal(used.size, 4, 'the keys land in all four partitions');
+  for (const [i, key] of keys.entries()) t.equal(await c.call('KLOCK', key, `o${i}`, 600_000), 0, `${key} granted`);
+  t.equal(await c.call('KLOCK', keys[3]!, 'other', 600_000), null, 'held');
+  t.equal(await c.call('KGETLOCK', keys[5]!).then((r) => (r as unknown[])[0]), 'o5');
+  t.equal(await c.call('DBSIZE'), 40, 'DBSIZE sums every partition');
+  const locks = String(await c.call('INFO', 'locks'));
+  t.match(locks, /persistent_locks:40/);
+  const raft = String(await c.call('INFO', 'raft'));
+  t.match(raft, /raft_partitions:4/);
+  for (let p = 0; p < 4; p++) t.match(raft, new RegExp(`partition${p}:role=leader,term=\\d+,leader=n1,`), `partition ${p} has a leader`);
+  // Multi-key commands stay within one partition, as Redis Cluster's stay within one slot.
+  const [a, b] = [keys.find((k) => partitionOfKey(k, 4) === 0)!, keys.find((k) => partitionOfKey(k, 4) === 1)!];
+  t.same(await c.call('DEL', a, b), CROSSSLOT);
+  t.same(await c.call('EXISTS', a, b), CROSSSLOT);
+  t.same(await c.call('UNLINK', a, b), CROSSSLOT);
+  t.same(await c.call('SET', '{user}:1', 'x'), { ok: 'OK' });
+  t.same(await c.call('SET', '{user}:2', 'y'), { ok: 'OK' });
+  t.equal(await c.call('EXISTS', '{user}:1', '{user}:2', '{user}:1'), 3, 'a hash tag keeps keys together');
+  t.equal(await c.call('DEL', '{user}:1', '{user}:2'), 2);
+  t.equal(await c.call('KUNLOCK', keys[7]!, 'o7'), 1);
+  c.close();
+  await first.close();
+
+  const second = new RaftlockServer(config);
+  t.teardown(() => second.close());
+  c = await RawClient.connect(await second.listen());
+  t.equal(await c.call('DBSIZE'), 39, 'every partition replayed its log');
+  t.equal(await c.call('KLOCK', keys[7]!, 'new', 1000), 1, 'the released lock is granted with the next token');
+  t.equal(await c.call('KLOCK', keys[8]!, 'new', 1000), null, 'the others are still held');
+  c.close();
+  await second.close();
+
+  const fewer = new RaftlockServer({ ...config, partitions: 2 });
+  await t.rejects(fewer.listen(), /the WAL holds partition [23], but this node has 2 partitions/);
+  await fewer.close();
+});
+
+t.test('the partition count is fixed when the data directory is created', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'raftlock-partitions-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  t.equal(openDataDir(dataDir, 'n1', 8).partitions, 8);
+  t.equal(openDataDir(dataDir, 'n1', 8).partitions, 8, 'reopened with the same count');
+  t.throws(() => openDataDir(dataDir, 'n1', 4), /created with 8 partition\(s\), not 4: the partition count is fixed \(use --partitions 8/);
+  t.equal(parseConfig(['--partitions', '16']).partitions, 16);
+  t.equal(parseConfig([]).partitions, 1, 'one partition unless asked');
+});
