@@ -79,7 +79,7 @@ const sections: Record<string, Section> = {
         `applied_index=${g.appliedIndex},snapshot_index=${g.snapshotIndex}`]),
     ];
   },
-  cluster: () => [['cluster_enabled', 0]],
+  cluster: () => [['cluster_enabled', 1]],
   keyspace: (ctx) => {
     const keys = sum(ctx, (s) => s.machine.dbsize());
     if (keys === 0) return [];

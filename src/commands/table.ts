@@ -3,6 +3,7 @@ import { compileSyntax, type CompiledSyntax } from './syntax.js';
 import auth from './auth.js';
 import client from './client.js';
 import cluster from './cluster.js';
+import { askingCommand, readonlyCommand, readwriteCommand } from './cluster-client.js';
 import command from './command.js';
 import config from './config.js';
 import dbsize from './dbsize.js';
@@ -34,7 +35,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   klock, kunlock, kextend, kgetlock,
   set, get, del, unlink, exists, expire, pexpire, ttl, pttl, persist, dbsize,
   ping, echo, hello, auth, select, client, quit, reset,
-  command, info, config, time, cluster,
+  command, info, config, time, cluster, readonlyCommand, readwriteCommand, askingCommand,
 ];
 
 export interface CommandEntry {

@@ -148,3 +148,16 @@ t.test('CLUSTER KEYSLOT answers Redis Cluster slots', async (t) => {
   t.same(await c.call('CLUSTER', 'NOPE'), { err: "ERR unknown subcommand 'NOPE'. Try CLUSTER HELP." });
   t.match(JSON.stringify(await c.call('CLUSTER', 'HELP')), /"ok":"KEYSLOT"/, 'CLUSTER HELP lists KEYSLOT');
 });
+
+t.test('CLUSTER SHARDS, and READONLY, READWRITE and ASKING for cluster clients', async (t) => {
+  const s = await startServer({ partitions: 2 });
+  t.teardown(s.close);
+  const c = await s.connect();
+  const shards = await c.call('CLUSTER', 'SHARDS');
+  const id = await c.call('CLUSTER', 'MYID');
+  t.same(shards, [['slots', [0, 8191, 8192, 16383], 'nodes', [[
+    'id', id, 'port', s.port, 'ip', '127.0.0.1', 'endpoint', '127.0.0.1', 'role', 'master', 'replication-offset', 0, 'health', 'online',
+  ]]]]);
+  for (const command of ['READONLY', 'READWRITE', 'ASKING']) t.same(await c.call(command), { ok: 'OK' }, command);
+  t.match(String(await c.call('INFO', 'cluster')), /cluster_enabled:1/);
+});

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { startServer } from '../helpers/server.js';
 
 for (const protocol of [3, 2] as const) {
@@ -39,3 +39,21 @@ for (const protocol of [3, 2] as const) {
     t.same(results!.map(([err, v]) => [err, v]), Array.from({ length: 100 }, () => [null, 0]), 'pipelined KLOCKs');
   });
 }
+
+t.test('ioredis Cluster discovers the partitions with CLUSTER SLOTS and routes every key', async (t) => {
+  const s = await startServer({ partitions: 4 });
+  t.teardown(s.close);
+  const cluster = new Cluster([{ host: '127.0.0.1', port: s.port }], { enableReadyCheck: true, slotsRefreshTimeout: 2000 });
+  t.teardown(() => cluster.disconnect());
+  for (let i = 0; i < 20; i++) t.equal(await cluster.call('KLOCK', `lock:${i}`, 'me', 60_000), 0);
+  t.equal(await cluster.set('plain', 'v', 'PX', 60_000, 'NX'), 'OK');
+  t.equal(await cluster.get('plain'), 'v');
+  t.equal(await cluster.call('KLOCK', 'lock:3', 'other', 60_000), null);
+  t.equal(await cluster.del('{tag}a', '{tag}b'), 0, 'keys with one hash tag go together');
+  const slots = await cluster.cluster('SLOTS');
+  t.same(slots.map(([first, last]) => [first, last]), [[0, 4095], [4096, 8191], [8192, 12287], [12288, 16383]]);
+  t.same(slots[0]![2], ['127.0.0.1', s.port, await cluster.cluster('MYID'), []], 'host, port, id and (empty) metadata, as Redis 7');
+  t.match(await cluster.cluster('INFO'), /cluster_state:ok/);
+  t.match(await cluster.cluster('MYID'), /^[0-9a-f]{40}$/);
+  t.match(await cluster.cluster('NODES'), new RegExp(`^[0-9a-f]{40} 127\\.0\\.0\\.1:${s.port}@\\d+ myself,master - 0 0 0 connected 0-4095 4096-8191 8192-12287 12288-16383\\n$`));
+});
