@@ -444,7 +444,7 @@ export class Replica {
     // A local snapshot still being written must land first: markers go to the WAL in index order.
     if (this.snapshotTask !== null) await this.snapshotTask;
     const { index, term, conf } = snapshot.meta;
-    await store.save({ group: this.options.group, index, term, conf: { voters: [...conf.voters], learners: [...conf.learners] }, data: snapshot.data });
+    await store.save({ group: this.options.group, index, term, conf: confJson(conf), data: snapshot.data });
     return { type: 'snapshot', group: this.options.group, index, term };
   }
 
@@ -473,7 +473,7 @@ export class Replica {
     const { group } = this.options;
     const { term, conf } = snapshot.meta;
     this.snapshotTask = (async () => {
-      await store.save({ group, index, term, conf: { voters: [...conf.voters], learners: [...conf.learners] }, data: snapshot.data });
+      await store.save({ group, index, term, conf: confJson(conf), data: snapshot.data });
       this.storage.releaseData(index);
       await this.options.wal.append([{ type: 'snapshot', group, index, term }]);
       await this.options.wal.compact(group, index);
@@ -569,6 +569,11 @@ export class Replica {
 }
 
 const NO_KEYS: readonly string[] = [];
+
+/** The membership as the snapshot file's JSON conf. */
+function confJson(conf: ConfState): { voters: string[]; learners: string[] } {
+  return { voters: [...conf.voters], learners: [...conf.learners] };
+}
 
 function sameResult(a: LockResult | undefined, b: LockResult | undefined): boolean {
   if (a === b) return true;

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { LockService, type Replicator } from '../lock/service.js';
+import type { LockOp, LockResult } from '../lock/commands.js';
 import { LockStateMachine } from '../lock/machine.js';
 import { Replica } from '../cluster/replica.js';
 import { SnapshotStore, Wal, nodeFs } from '../storage/index.js';
@@ -46,7 +47,7 @@ export class RaftlockServer implements ConnectionHost {
   private tickTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly config: ServerConfig = DEFAULT_CONFIG, readonly log: Logger = SILENT) {
-    this.partitions = Array.from({ length: config.partitions }, (_, index) => this.newPartition(index));
+    this.partitions = Array.from({ length: config.partitions }, (_, index) => new Partition(index, config, (p, atMs) => this.scheduleWake(p, atMs)));
     this.services = this.partitions.map((p) => p.service);
     const stats: ServerStats = {
       connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0,
@@ -55,8 +56,8 @@ export class RaftlockServer implements ConnectionHost {
     const connections = this.connections;
     this.info = {
       services: this.services,
-      serviceFor: (key) => this.services[this.services.length === 1 ? 0 : partitionOfKey(key, this.services.length)]!,
-      partitionOf: (key) => (this.services.length === 1 ? 0 : partitionOfKey(key, this.services.length)),
+      serviceFor: (key) => this.services[this.partitionOf(key)]!,
+      partitionOf: (key) => this.partitionOf(key),
       clockMs: monotonicMs,
       config,
       stats,
@@ -125,26 +126,9 @@ export class RaftlockServer implements ConnectionHost {
     return this.closing;
   }
 
-  private newPartition(index: number): Partition {
-    const partition: Partition = { index, service: undefined as unknown as LockService, replica: undefined, wakeTimer: undefined };
-    const leader = (): Replica => {
-      if (partition.replica === undefined) throw new Error(`partition ${index}: the replica is not open`);
-      return partition.replica;
-    };
-    const replicator: Replicator = {
-      propose: (op) => leader().propose(op),
-      answerNoop: (op) => partition.replica?.answerNoop(op),
-      read: (fn) => leader().read(fn),
-      logNow: () => partition.replica?.logNow() ?? monotonicMs(),
-    };
-    partition.service = new LockService({
-      clock: monotonicMs,
-      machine: new LockStateMachine({ tombstonesMax: this.config.tombstonesMax }),
-      replicator,
-      scheduleWake: (atMs) => this.scheduleWake(partition, atMs),
-      waiterLimits: { perResourceMax: this.config.waitersPerLockMax, totalMax: this.config.waitersMax },
-    });
-    return partition;
+  /** The partition a key's slot belongs to. */
+  private partitionOf(key: string): number {
+    return this.partitions.length === 1 ? 0 : partitionOfKey(key, this.partitions.length);
   }
 
   /** Opens the WAL and every partition's Raft group from it (one WAL, one fsync, for all of them). */
@@ -247,10 +231,43 @@ export class RaftlockServer implements ConnectionHost {
   }
 }
 
-/** One partition of the keyspace on this node: its lock service and its Raft group. */
-interface Partition {
-  index: number;
-  service: LockService;
+/**
+ * One partition of the keyspace on this node: its lock service, and the Raft
+ * group its PERSISTENT writes and reads go through (the service's replicator).
+ */
+class Partition implements Replicator {
+  readonly service: LockService;
   replica: Replica | undefined;
   wakeTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly index: number, config: ServerConfig, scheduleWake: (partition: Partition, atMs: number) => void) {
+    this.service = new LockService({
+      clock: monotonicMs,
+      machine: new LockStateMachine({ tombstonesMax: config.tombstonesMax }),
+      replicator: this,
+      scheduleWake: (atMs) => scheduleWake(this, atMs),
+      waiterLimits: { perResourceMax: config.waitersPerLockMax, totalMax: config.waitersMax },
+    });
+  }
+
+  propose(op: LockOp): Promise<LockResult> {
+    return this.leader().propose(op);
+  }
+
+  answerNoop(op: LockOp): LockResult | undefined {
+    return this.replica?.answerNoop(op);
+  }
+
+  read<T>(fn: (logNowMs: number) => T): Promise<T> {
+    return this.leader().read(fn);
+  }
+
+  logNow(): number {
+    return this.replica?.logNow() ?? monotonicMs();
+  }
+
+  private leader(): Replica {
+    if (this.replica === undefined) throw new Error(`partition ${this.index}: the replica is not open`);
+    return this.replica;
+  }
 }

@@ -4,8 +4,8 @@ import { LockStateMachine } from '../../src/lock/machine.js';
 import { MemoryFs, Wal } from '../../src/storage/index.js';
 import type { Message } from '../../raft/types.js';
 import { mulberry32 } from '../helpers/random.js';
+import { waitFor } from '../helpers/wait.js';
 
-const settle = () => new Promise((r) => setImmediate(r));
 
 async function openReplica(fs: MemoryFs, id: string, voters: string[], clock: () => number, send: (m: Message[]) => void) {
   const { wal, groups } = await Wal.open({ fs, dir: `/${id}/wal` });
@@ -14,15 +14,6 @@ async function openReplica(fs: MemoryFs, id: string, voters: string[], clock: ()
     id, group: 0, conf: { voters, learners: [] }, wal, replay: groups.get(0), machine, clock, rng: mulberry32(id.charCodeAt(1)), send,
   });
   return { replica, machine, wal };
-}
-
-async function waitFor(cond: () => boolean, step: () => void, what: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (cond()) return;
-    step();
-    await settle();
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 t.test('single node: a PERSISTENT lock is acknowledged after the WAL append and survives a crash', async (t) => {

@@ -5,8 +5,8 @@ import { encodeLockSnapshot } from '../../src/lock/snapshot.js';
 import { MemoryFs, SnapshotStore, Wal } from '../../src/storage/index.js';
 import type { Message } from '../../raft/types.js';
 import { mulberry32 } from '../helpers/random.js';
+import { waitFor } from '../helpers/wait.js';
 
-const settle = () => new Promise((r) => setImmediate(r));
 const SMALL: Partial<SnapshotPolicy> = { minEntries: 20, tableRatio: 0, trailingEntries: 5 };
 
 async function openReplica(
@@ -23,15 +23,6 @@ async function openReplica(
     snapshots, snapshotPolicy: options.policy ?? SMALL,
   });
   return { replica, machine, wal, snapshots, replayed, report };
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, step: () => void, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (await cond()) return;
-    step();
-    await settle();
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function leaderOf(node: { replica: Replica }): Promise<void> {
