@@ -2,6 +2,7 @@ import { RawNode } from '../../raft/rawnode.js';
 import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, MemoryStorage } from '../../raft/storage.js';
 import type { ConfState, Entry, Message, NodeId, Ready, Snapshot } from '../../raft/types.js';
 import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
+import { decodeConfChange, type ConfChange } from '../../raft/confchange.js';
 import type { RaftConfig } from '../../raft/config.js';
 import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/index.js';
 import { encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
@@ -23,6 +24,18 @@ export class BusyError extends Error {
   override readonly name = 'BusyError';
   constructor(detail: string) {
     super(detail);
+  }
+}
+
+/**
+ * EPHEMERAL locks are unavailable for now: this leader is new, and a lock an
+ * earlier leader granted may still be held (until the inherited horizon).
+ */
+export class LockDelayError extends Error {
+  readonly code = 'RAFTLOCK_ERR_LOCK_DELAY';
+  override readonly name = 'LockDelayError';
+  constructor(readonly remainingMs: number) {
+    super(`EPHEMERAL locks are unavailable for ${Math.ceil(remainingMs)} ms after a leader change (an earlier leader's locks may still be held)`);
   }
 }
 
@@ -61,7 +74,24 @@ export interface ReplicaOptions {
   onApplied?: () => void;
   /** Called when the WAL fails: the node must stop (it cannot keep promises it can no longer persist). */
   onFatal?: (error: Error) => void;
+  /**
+   * Called when this replica becomes leader (term: its term) or stops being
+   * leader. EPHEMERAL locks and blocked waiters live with the leader only.
+   */
+  onLeadership?: (leader: boolean, term: number) => void;
+  /** How far past the lease asked for a raise of the EPHEMERAL horizon reaches (default HORIZON_SLACK_MS). */
+  horizonSlackMs?: number;
 }
+
+/**
+ * An EPHEMERAL grant may reach at most as far as the horizon committed in the
+ * log. When one needs more, the horizon is raised to the grant's expiry plus
+ * this much, so that grants that follow rarely wait for the log; and it is
+ * raised ahead of need, in the background, once less than half of this is
+ * left. A larger value costs a longer wait for EPHEMERAL locks after a leader
+ * change (see Replica.ephemeralAccess).
+ */
+export const HORIZON_SLACK_MS = 1000;
 
 /**
  * A snapshot is taken once the entries applied since the last one reach
@@ -176,6 +206,14 @@ export class Replica {
   /** While leader: log time = logBaseMs + (clock() - clockBaseMs). */
   private logBaseMs = 0;
   private clockBaseMs = 0;
+  /** The membership as of the last applied entry. */
+  private conf: ConfState;
+  /** While leader: the index of its term's first entry; earlier entries are all applied once it is. */
+  private termStartIndex = Infinity;
+  /** While leader: the EPHEMERAL horizon of earlier terms (Infinity until known). */
+  private inheritedHorizonMs = Infinity;
+  /** A raise of the EPHEMERAL horizon in flight, and how far it reaches. */
+  private horizonRaise: { untilMs: number; done: Promise<void> } | null = null;
 
   /**
    * Opens the replica from what its WAL replayed. A group new to this WAL
@@ -229,6 +267,7 @@ export class Replica {
       for (const entry of replay.entries) this.noteLogTime(entry);
     }
     this.applied = this.storage.snapshotMeta.index;
+    this.conf = this.storage.snapshotMeta.conf;
     this.raw = new RawNode({ ...options.raft, id: options.id, storage: this.storage, rng: options.rng, applied: this.applied });
   }
 
@@ -236,7 +275,12 @@ export class Replica {
     return this.role === 'leader';
   }
 
-  get leaderId(): NodeId | null {
+  /** Leader with every entry of earlier terms applied: it serves reads and EPHEMERAL locks. */
+  get isServing(): boolean {
+    return this.isLeader && this.applied >= this.termStartIndex;
+  }
+
+    get leaderId(): NodeId | null {
     return this.leader;
   }
 
@@ -329,6 +373,78 @@ export class Replica {
     return sameResult(atApplied, atNow) ? atNow : undefined;
   }
 
+  /**
+   * Whether an EPHEMERAL operation may run now on this leader's memory.
+   * untilMs is the log time the operation's lease would reach (0 for an
+   * unlock or a read). Returns undefined when it may run at once, or a
+   * promise that settles once it may (the horizon is being raised through the
+   * log); throws NotLeaderError or LockDelayError when it may not.
+   *
+   * The rules: only under a valid leader lease (no other leader can serve
+   * the partition), only once every entry of earlier terms is applied, never
+   * before the log clock passes the horizon inherited from earlier terms (a
+   * lock an earlier leader granted may be held until then), and never a
+   * lease beyond the horizon committed in the log. So a new leader stays
+   * unavailable for EPHEMERAL locks for at most the longest EPHEMERAL lease
+   * an earlier leader granted plus HORIZON_SLACK_MS, counted from its
+   * election (its log clock starts at the last log time it holds).
+   */
+  ephemeralAccess(untilMs: number): Promise<void> | undefined {
+    if (this.failed !== null) throw this.failed;
+    if (!this.isLeader || !this.raw.leaseValid() || this.applied < this.termStartIndex) throw new NotLeaderError(this.leader);
+    const nowMs = this.logNow();
+    if (nowMs < this.inheritedHorizonMs) throw new LockDelayError(this.inheritedHorizonMs - nowMs);
+    const slackMs = this.options.horizonSlackMs ?? HORIZON_SLACK_MS;
+    const horizonMs = this.options.machine.ephemeralHorizonMs;
+    if (untilMs <= horizonMs) {
+      if (untilMs > horizonMs - slackMs / 2 && this.horizonRaise === null) void this.raiseHorizon(untilMs + slackMs).catch(() => undefined);
+      return undefined;
+    }
+    const raise = this.horizonRaise;
+    if (raise !== null && untilMs <= raise.untilMs) return raise.done;
+    return this.raiseHorizon(untilMs + slackMs);
+  }
+
+  /** Commits a raise of the EPHEMERAL horizon; raises queue behind each other. */
+  private raiseHorizon(untilMs: number): Promise<void> {
+    const previous = this.horizonRaise;
+    const done = (previous === null ? Promise.resolve() : previous.done.catch(() => undefined))
+      .then(() => this.propose({ kind: 'horizon', untilMs }))
+      .then(() => undefined);
+    const raise = { untilMs, done };
+    this.horizonRaise = raise;
+    const clear = (): void => {
+      if (this.horizonRaise === raise) this.horizonRaise = null;
+    };
+    done.then(clear, clear);
+    return done;
+  }
+
+  /** Proposes a membership change; resolves once it is applied here. */
+  changeMembership(change: ConfChange): Promise<ConfState> {
+    if (this.failed !== null) return Promise.reject(this.failed);
+    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.leader));
+    let at: { index: number; term: number };
+    try {
+      at = this.raw.proposeConfChange(change);
+    } catch (error) {
+      if (error instanceof ErrProposalDropped) {
+        return Promise.reject(error.reason === 'not-leader' ? new NotLeaderError(this.leader) : new BusyError(error.message));
+      }
+      return Promise.reject(error as Error);
+    }
+    const promise = new Promise<LockResult>((resolve, reject) => {
+      this.pending.set(at.index, { term: at.term, keys: NO_KEYS, resolve, reject });
+    });
+    this.kick();
+    return promise.then(() => this.conf);
+  }
+
+  /** The membership as of the last applied entry. */
+  get membership(): ConfState {
+    return this.conf;
+  }
+
   /** The log time reads (and answered no-op writes) are evaluated at: that of the last applied command. */
   get appliedLogTime(): number {
     return this.appliedLogTimeMs;
@@ -415,6 +531,7 @@ export class Replica {
       // Durable now: the lock table becomes the snapshot's.
       this.restoreMachine(rd.snapshot.data);
       this.applied = rd.snapshot.meta.index;
+      this.conf = rd.snapshot.meta.conf;
       this.storage.applySnapshot(rd.snapshot);
       this.storage.releaseData(rd.snapshot.meta.index);
     }
@@ -467,7 +584,7 @@ export class Replica {
     const due = Math.max(this.policy.minEntries, this.policy.tableRatio * this.options.machine.persistent.recordCount);
     if (this.applied - last.index < due) return;
     const index = this.applied;
-    const snapshot = this.storage.createSnapshot(index, last.conf, encodeLockSnapshot(this.options.machine, this.appliedLogTimeMs));
+    const snapshot = this.storage.createSnapshot(index, this.conf, encodeLockSnapshot(this.options.machine, this.appliedLogTimeMs));
     const keepFrom = index - this.policy.trailingEntries;
     if (keepFrom >= this.storage.firstIndex()) this.storage.compact(keepFrom);
     const { group } = this.options;
@@ -500,9 +617,10 @@ export class Replica {
       if (command.logTimeMs > this.appliedLogTimeMs) this.appliedLogTimeMs = command.logTimeMs;
       result = applyCommand(this.options.machine, command);
     } else if (entry.type === 'conf') {
-      throw new Error('membership changes are not supported by this replica yet');
+      this.conf = this.raw.applyConfChange(decodeConfChange(entry.data));
     }
     this.applied = entry.index;
+    if (entry.index === this.termStartIndex) this.inheritedHorizonMs = this.options.machine.ephemeralHorizonMs;
     const waiting = this.pending.get(entry.index);
     if (waiting === undefined) return;
     this.pending.delete(entry.index);
@@ -539,8 +657,16 @@ export class Replica {
     if (role === 'leader' && !wasLeader) {
       this.logBaseMs = this.lastLogTimeMs;
       this.clockBaseMs = this.options.clock();
+      // The raft core has appended this term's first entry.
+      this.termStartIndex = this.raw.status().lastIndex;
+      this.inheritedHorizonMs = Infinity;
+      this.options.onLeadership?.(true, this.raw.status().term);
     }
     if (wasLeader && role !== 'leader') {
+      this.termStartIndex = Infinity;
+      this.inheritedHorizonMs = Infinity;
+      this.horizonRaise = null;
+      this.options.onLeadership?.(false, this.raw.status().term);
       const error = new OutcomeUnknownError('leadership lost while the command was in flight');
       for (const p of this.pending.values()) p.reject(error);
       this.pending.clear();
@@ -595,6 +721,7 @@ function writtenKeys(op: LockOp): readonly string[] {
     case 'del':
       return op.keys;
     case 'tick':
+    case 'horizon':
       return NO_KEYS;
   }
 }

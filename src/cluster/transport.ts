@@ -1,6 +1,7 @@
 /**
- * Peer transport: carries the Raft messages of every partition between cluster nodes, one TCP
- * connection per pair of nodes, all groups multiplexed on it (frames: wire.ts).
+ * Peer transport: carries the Raft messages of every partition between cluster nodes, and client
+ * commands that a node forwards to the leader of their partition, one TCP connection per pair of
+ * nodes, everything multiplexed on it (frames: wire.ts).
  *
  * Who dials: a node dials every peer whose id sorts after its own (JavaScript string order) and
  * accepts connections from peers whose ids sort before it. So there is never a pair of competing
@@ -18,25 +19,84 @@
  * secret on one side only, an unknown node id, a wrong destination or a failed proof is refused,
  * logged and the connection closed.
  *
+ * Once open, each side announces its client (RESP) endpoint in a meta frame; peerMeta() returns the
+ * last one a peer announced, kept across reconnects.
+ *
  * Sending: send() encodes the message at once (later mutation of the message cannot change what is
- * sent) and queues it; every queue with work is flushed as batch frames once per event-loop turn.
+ * sent) and queues it; every queue with work is flushed once per event-loop turn in one socket
+ * write: Raft messages as batch frames, forwarded requests, responses and cancels as frames of their
+ * own, in the order queued. While that write is still in the socket, the next flush waits for it.
  * A peer's queue is bounded in bytes: beyond queueBytesMax, messages are dropped and counted — Raft
  * retransmits what matters. Queued messages survive a reconnect; those already written to a socket
  * that breaks are lost.
+ *
+ * Forwarding: request() sends a client's argv to a peer, whose onRequest runs it and responds with
+ * the RESP reply bytes, which come back unchanged. Requests, responses and cancels belong to the link
+ * they were sent on (ids count per link and direction; replies come in any order). When the link
+ * closes, every outstanding request fails with PeerUnavailableError — sent: false if it never left
+ * the queue, true if it may have run — and the serving side calls the cancel hook of every request
+ * it has not answered. A reply larger than a frame is replaced by REPLY_TOO_LARGE. A response or a
+ * cancel is never dropped silently: if the queue has no room for it, the link is reset instead, so
+ * both sides learn of the loss as above.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Message, NodeId } from '../../raft/types.js';
 import type { Logger } from '../server/log.js';
 import {
-  BATCH_OVERHEAD_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, NONCE_BYTES, batchFrame, encodeFrame, encodeItem,
-  type Frame, type GroupMessage,
+  BATCH_OVERHEAD_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, NONCE_BYTES, encodeFrame, encodeItem, frameQueue,
+  type Frame, type GroupMessage, type Outgoing,
 } from './wire.js';
 
 export interface PeerAddress {
   host: string;
   port: number;
 }
+
+/** Where clients reach a node over RESP. */
+export interface RespEndpoint {
+  respHost: string;
+  respPort: number;
+}
+
+/** A client command forwarded by a peer: its arguments (latin1) and the RESP protocol of its client. */
+export interface ForwardedCommand {
+  proto: 2 | 3;
+  argv: string[];
+}
+
+/**
+ * A command sent to a peer. `reply` resolves with the peer's RESP reply (latin1), or rejects with
+ * PeerUnavailableError; a rejection nobody awaits is not reported as unhandled. After cancel() it
+ * never settles: callers stop waiting for it.
+ */
+export interface ForwardedRequest {
+  readonly reply: Promise<string>;
+  /** The requester's client went away: tells the peer (if the request left) and forgets the reply. */
+  cancel(): void;
+}
+
+/**
+ * A forwarded request could not be answered: no open link to the peer, its queue is full, the
+ * request is larger than a frame, or the link closed before the reply came. `sent` says whether the
+ * request may have reached the peer — if so, the command may have run there.
+ */
+export class PeerUnavailableError extends Error {
+  readonly code = 'RAFTLOCK_ERR_PEER_UNAVAILABLE';
+  readonly peer: NodeId;
+  readonly sent: boolean;
+
+  constructor(peer: NodeId, sent: boolean, reason: string) {
+    super(`peer ${peer} unavailable (${sent ? 'the command may have run' : 'not sent'}): ${reason}`);
+    this.name = 'PeerUnavailableError';
+    this.peer = peer;
+    this.sent = sent;
+  }
+}
+
+/** The reply forwarded instead of one that does not fit in a frame. */
+export const REPLY_TOO_LARGE = '-ERR reply too large to forward\r\n';
+const NOT_SERVED = '-ERR this node does not serve forwarded commands\r\n';
 
 export interface PeerTransportOptions {
   nodeId: NodeId;
@@ -61,6 +121,15 @@ export interface PeerTransportOptions {
   rng?: () => number;
   /** A batch of messages from an authenticated peer, in the order sent. */
   onMessages: (from: NodeId, batch: GroupMessage[]) => void;
+  /** This node's client endpoint, announced to peers. */
+  meta?: RespEndpoint;
+  /**
+   * A forwarded command from an authenticated peer. Call respond exactly once with the RESP reply
+   * (latin1 string); later calls, and calls after the link closed, are ignored. Return a cancel hook:
+   * it is called if the requester cancels or the link closes before respond. Without onRequest,
+   * forwarded commands are answered with an error.
+   */
+  onRequest?: (from: NodeId, request: ForwardedCommand, respond: (reply: string) => void) => (() => void) | void;
 }
 
 export interface TransportStats {
@@ -76,6 +145,10 @@ export interface TransportStats {
   authFailures: number;
   /** Connections closed because their bytes were not valid frames. */
   malformed: number;
+  /** Forwarded requests written to a peer's socket. */
+  requestsSent: number;
+  /** Forwarded requests received from peers and handed to onRequest. */
+  requestsReceived: number;
 }
 
 const DEFAULTS = {
@@ -103,6 +176,30 @@ interface Conn {
   peerNonce: Uint8Array | null;
   timer: NodeJS.Timeout | null;
   remote: string;
+  /** Requests this node sent on the link, by id, until their response, cancel or the link's end. */
+  requests: Map<number, PendingRequest>;
+  nextRequestId: number;
+  /** Requests the peer sent on the link that this node is serving, by id. */
+  serving: Map<number, Serving>;
+}
+
+/** An entry of a peer's send queue; entries that are not batch items belong to the current link. */
+interface Queued extends Outgoing {
+  request?: PendingRequest;
+}
+
+interface PendingRequest {
+  id: number;
+  conn: Conn;
+  /** Its queue entry until flushed; then the request may have reached the peer. */
+  queued: Queued | null;
+  resolve: (reply: string) => void;
+  reject: (err: PeerUnavailableError) => void;
+}
+
+interface Serving {
+  state: 'running' | 'responded' | 'cancelled';
+  cancel: (() => void) | null;
 }
 
 interface Peer {
@@ -112,20 +209,25 @@ interface Peer {
   dials: boolean;
   link: Conn | null;
   dialing: Conn | null;
-  queue: Uint8Array[];
+  queue: Queued[];
   queueBytes: number;
   attempts: number;
   retry: NodeJS.Timeout | null;
-  awaitingDrain: boolean;
+  /** A flush's write is still in the link's socket; the next flush waits for it. */
+  writing: boolean;
+  meta: RespEndpoint | null;
 }
 
 export class PeerTransport {
-  private readonly opts: Required<Omit<PeerTransportOptions, 'secret'>> & { secret: string | undefined };
+  private readonly opts: Required<Omit<PeerTransportOptions, 'secret' | 'meta' | 'onRequest'>> &
+    Pick<PeerTransportOptions, 'secret' | 'meta' | 'onRequest'>;
   private readonly peers = new Map<NodeId, Peer>();
   private readonly conns = new Set<Conn>();
   private readonly dirty = new Set<Peer>();
   private readonly server: net.Server;
-  private readonly counters: TransportStats = { sent: 0, received: 0, dropped: 0, connects: 0, authFailures: 0, malformed: 0 };
+  private readonly counters: TransportStats = {
+    sent: 0, received: 0, dropped: 0, connects: 0, authFailures: 0, malformed: 0, requestsSent: 0, requestsReceived: 0,
+  };
   private flushImmediate: NodeJS.Immediate | null = null;
   private started = false;
   private closed = false;
@@ -141,14 +243,15 @@ export class PeerTransport {
       pendingConnectionsMax: options.pendingConnectionsMax ?? DEFAULTS.pendingConnectionsMax,
       logger: options.logger ?? SILENT_LOGGER,
       rng: options.rng ?? Math.random,
-      secret: options.secret,
     };
     if (this.opts.secret === '') throw new Error('peer transport secret must not be empty');
+    // Checked here rather than on the first link: a bad endpoint is a configuration error.
+    if (this.opts.meta !== undefined) encodeFrame({ kind: 'meta', ...this.opts.meta });
     for (const [id, address] of options.peers) {
       if (id === options.nodeId) continue;
       this.peers.set(id, {
         id, address, dials: options.nodeId < id, link: null, dialing: null, queue: [], queueBytes: 0, attempts: 0,
-        retry: null, awaitingDrain: false,
+        retry: null, writing: false, meta: null,
       });
     }
     this.server = net.createServer((socket) => this.accept(socket));
@@ -188,10 +291,39 @@ export class PeerTransport {
       return this.drop('oversized', to);
     }
     if (peer.queueBytes + item.length > this.opts.queueBytesMax) return this.drop('queue full', to);
-    peer.queue.push(item);
-    peer.queueBytes += item.length;
-    this.scheduleFlush(peer);
+    this.enqueue(peer, { bytes: item, item: true });
     return true;
+  }
+
+  /**
+   * Sends a client's command to peer `to` for execution there; it leaves in this event-loop turn's
+   * flush. Fails at once (sent: false) without an open link, when the peer's queue is full or when
+   * the request is larger than a frame. Throws a WireError for an argument that is not latin1.
+   */
+  request(to: NodeId, argv: string[], proto: 2 | 3): ForwardedRequest {
+    const peer = this.peers.get(to);
+    const link = peer?.link ?? null;
+    if (peer === undefined || this.closed || link === null) {
+      return unavailable(to, peer === undefined ? 'unknown peer' : this.closed ? 'transport closed' : 'not connected');
+    }
+    const id = link.nextRequestId++;
+    const bytes = encodeFrame({ kind: 'request', id, proto, argv });
+    if (bytes.length - 4 > this.opts.frameBytesMax) return unavailable(to, `request of ${bytes.length} bytes exceeds a frame`);
+    if (peer.queueBytes + bytes.length > this.opts.queueBytesMax) return unavailable(to, 'queue full');
+    let settle!: Pick<PendingRequest, 'resolve' | 'reject'>;
+    const reply = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+    reply.catch(() => undefined);
+    const pending: PendingRequest = { id, conn: link, queued: null, ...settle };
+    pending.queued = { bytes, item: false, request: pending };
+    link.requests.set(id, pending);
+    this.enqueue(peer, pending.queued);
+    return { reply, cancel: () => this.cancelRequest(pending) };
+  }
+
+  /** The client endpoint `to` last announced, if it has. */
+  peerMeta(to: NodeId): RespEndpoint | undefined {
+    const meta = this.peers.get(to)?.meta;
+    return meta == null ? undefined : { ...meta };
   }
 
   /** Bytes queued for a peer and not yet written to its socket. */
@@ -208,7 +340,10 @@ export class PeerTransport {
     return { ...this.counters };
   }
 
-  /** Closes the listener and every connection and cancels every timer. Queued messages are discarded. */
+  /**
+   * Closes the listener and every connection and cancels every timer. Queued messages are discarded;
+   * outstanding requests fail with PeerUnavailableError and the commands served for peers are cancelled.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -250,7 +385,7 @@ export class PeerTransport {
   private track(socket: net.Socket, outbound: boolean, peer: Peer | null, remote: string): Conn {
     const conn: Conn = {
       socket, decoder: new FrameDecoder(this.opts.frameBytesMax), outbound, peer, state: 'hello', nonce: randomBytes(NONCE_BYTES),
-      peerNonce: null, timer: null, remote,
+      peerNonce: null, timer: null, remote, requests: new Map(), nextRequestId: 0, serving: new Map(),
     };
     this.conns.add(conn);
     socket.setNoDelay(true);
@@ -289,7 +424,15 @@ export class PeerTransport {
       this.opts.logger.warn('peer refused the connection', { peer: conn.peer?.id, remote: conn.remote, reason: frame.reason });
       return this.destroy(conn);
     }
-    if (frame.kind === 'batch' && conn.state === 'open') return this.deliver(conn, frame.batch);
+    if (conn.state === 'open') {
+      switch (frame.kind) {
+        case 'batch': return this.deliver(conn, frame.batch);
+        case 'request': return this.serve(conn, frame);
+        case 'response': return this.onResponse(conn, frame);
+        case 'cancel': return this.onCancel(conn, frame);
+        case 'meta': return this.onMeta(conn, frame);
+      }
+    }
     if (frame.kind === 'hello' && conn.state === 'hello') return this.onHello(conn, frame);
     if (frame.kind === 'challenge' && conn.state === 'challenge') return this.onChallenge(conn, frame);
     if (frame.kind === 'auth' && conn.state === 'auth') return this.onAuth(conn, frame);
@@ -366,14 +509,139 @@ export class PeerTransport {
     conn.timer = null;
     conn.state = 'open';
     if (peer.dialing === conn) peer.dialing = null;
-    const old = peer.link;
+    if (peer.link !== null) this.destroy(peer.link);
     peer.link = conn;
-    if (old !== null) this.destroy(old);
     peer.attempts = 0;
-    peer.awaitingDrain = false;
+    peer.writing = false;
     this.counters.connects++;
     this.opts.logger.info('peer connected', { peer: peer.id, remote: conn.remote, outbound: conn.outbound });
+    if (this.opts.meta !== undefined) conn.socket.write(encodeFrame({ kind: 'meta', ...this.opts.meta }));
     this.scheduleFlush(peer);
+  }
+
+  /**
+   * The link `conn` is gone (closed by either side, or replaced): what was sent on it can no longer
+   * be answered. Idempotent; called on destroy and on the socket's close.
+   */
+  private release(conn: Conn): void {
+    const peer = conn.peer;
+    if (peer === null || peer.link !== conn) return;
+    peer.link = null;
+    peer.writing = false;
+    if (!this.closed) this.opts.logger.info('peer disconnected', { peer: peer.id, remote: conn.remote });
+    const linkBound = peer.queue.filter((q) => !q.item);
+    if (linkBound.length > 0) {
+      peer.queue = peer.queue.filter((q) => q.item);
+      for (const q of linkBound) peer.queueBytes -= q.bytes.length;
+    }
+    const requests = [...conn.requests.values()];
+    conn.requests.clear();
+    for (const p of requests) p.reject(new PeerUnavailableError(peer.id, p.queued === null, 'the link closed'));
+    const serving = [...conn.serving.values()];
+    conn.serving.clear();
+    for (const s of serving) this.cancelServing(peer, s);
+  }
+
+  // ---- forwarded commands ------------------------------------------------------------------------
+
+  /** Serving side: run the peer's command through onRequest. */
+  private serve(conn: Conn, frame: Extract<Frame, { kind: 'request' }>): void {
+    const peer = conn.peer!;
+    const { id } = frame;
+    if (conn.serving.has(id)) return this.opts.logger.debug('duplicate forwarded request id ignored', { peer: peer.id, id });
+    this.counters.requestsReceived++;
+    const serving: Serving = { state: 'running', cancel: null };
+    conn.serving.set(id, serving);
+    const respond = (reply: string): void => this.respond(conn, id, serving, reply);
+    if (this.opts.onRequest === undefined) return respond(NOT_SERVED);
+    const cancel = this.opts.onRequest(peer.id, { proto: frame.proto, argv: frame.argv }, respond);
+    if (typeof cancel !== 'function') return;
+    if (serving.state === 'running') serving.cancel = cancel;
+    // The link closed while onRequest ran: the hook is due at once.
+    else if (serving.state === 'cancelled') this.cancelServing(peer, { state: 'running', cancel });
+  }
+
+  private respond(conn: Conn, id: number, serving: Serving, reply: string): void {
+    if (serving.state !== 'running') return;
+    const peer = conn.peer!;
+    let bytes = reply.length > this.opts.frameBytesMax ? null : encodeFrame({ kind: 'response', id, reply });
+    if (bytes === null || bytes.length - 4 > this.opts.frameBytesMax) {
+      this.opts.logger.warn('forwarded reply larger than a frame; answered with an error', { peer: peer.id, bytes: reply.length });
+      bytes = encodeFrame({ kind: 'response', id, reply: REPLY_TOO_LARGE });
+    }
+    serving.state = 'responded';
+    conn.serving.delete(id);
+    this.enqueueOnLink(conn, bytes, 'response');
+  }
+
+  private cancelServing(peer: Peer, serving: Serving): void {
+    if (serving.state !== 'running') return;
+    serving.state = 'cancelled';
+    const cancel = serving.cancel;
+    serving.cancel = null;
+    if (cancel === null) return;
+    try {
+      cancel();
+    } catch (err) {
+      this.opts.logger.error('cancel hook of a forwarded command failed', { peer: peer.id, error: (err as Error).message });
+    }
+  }
+
+  /** Serving side: the requester no longer wants the reply. */
+  private onCancel(conn: Conn, frame: Extract<Frame, { kind: 'cancel' }>): void {
+    const serving = conn.serving.get(frame.id);
+    if (serving === undefined) return this.opts.logger.debug('cancel of an unknown forwarded request ignored', { peer: conn.peer!.id, id: frame.id });
+    conn.serving.delete(frame.id);
+    this.cancelServing(conn.peer!, serving);
+  }
+
+  /** Requesting side: the reply to one of this link's requests. */
+  private onResponse(conn: Conn, frame: Extract<Frame, { kind: 'response' }>): void {
+    const pending = conn.requests.get(frame.id);
+    // A request still queued has not reached the peer: a reply to it is not one.
+    if (pending === undefined || pending.queued !== null) {
+      return this.opts.logger.debug('response to an unknown forwarded request ignored', { peer: conn.peer!.id, id: frame.id });
+    }
+    conn.requests.delete(frame.id);
+    pending.resolve(frame.reply);
+  }
+
+  private cancelRequest(pending: PendingRequest): void {
+    const conn = pending.conn;
+    if (conn.requests.get(pending.id) !== pending) return; // answered, cancelled, or the link closed
+    conn.requests.delete(pending.id);
+    const peer = conn.peer!;
+    if (pending.queued !== null) {
+      const at = peer.queue.indexOf(pending.queued);
+      if (at !== -1) {
+        peer.queue.splice(at, 1);
+        peer.queueBytes -= pending.queued.bytes.length;
+      }
+      pending.queued = null;
+      return;
+    }
+    this.enqueueOnLink(conn, encodeFrame({ kind: 'cancel', id: pending.id }), 'cancel');
+  }
+
+  private onMeta(conn: Conn, frame: Extract<Frame, { kind: 'meta' }>): void {
+    const peer = conn.peer!;
+    peer.meta = { respHost: frame.respHost, respPort: frame.respPort };
+    this.opts.logger.debug('peer announced its client endpoint', { peer: peer.id, host: frame.respHost, port: frame.respPort });
+  }
+
+  /**
+   * Queues a response or cancel for the link `conn`, if it is still the peer's link. Without room in
+   * the queue the link is reset rather than the frame dropped: the requester then fails the request
+   * and the server cancels what it runs, where a lost frame would leave either waiting forever.
+   */
+  private enqueueOnLink(conn: Conn, bytes: Buffer, what: 'response' | 'cancel'): void {
+    const peer = conn.peer!;
+    if (peer.link !== conn) return;
+    if (peer.queueBytes + bytes.length > this.opts.queueBytesMax) {
+      this.opts.logger.warn(`peer queue full for a forwarded ${what}; resetting the link`, { peer: peer.id, queueBytes: peer.queueBytes });
+      return this.destroy(conn);
+    }
+    this.enqueue(peer, { bytes, item: false });
   }
 
   private deliver(conn: Conn, batch: GroupMessage[]): void {
@@ -393,6 +661,7 @@ export class PeerTransport {
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;
     conn.socket.destroy();
+    this.release(conn);
   }
 
   private onClose(conn: Conn): void {
@@ -403,11 +672,7 @@ export class PeerTransport {
     const peer = conn.peer;
     if (peer === null) return;
     if (peer.dialing === conn) peer.dialing = null;
-    if (peer.link === conn) {
-      peer.link = null;
-      peer.awaitingDrain = false;
-      if (!this.closed) this.opts.logger.info('peer disconnected', { peer: peer.id, remote: conn.remote });
-    }
+    this.release(conn);
     if (conn.outbound && !this.closed && peer.link === null && peer.dialing === null) this.scheduleRetry(peer);
   }
 
@@ -424,8 +689,14 @@ export class PeerTransport {
 
   // ---- sending -----------------------------------------------------------------------------------
 
+  private enqueue(peer: Peer, entry: Queued): void {
+    peer.queue.push(entry);
+    peer.queueBytes += entry.bytes.length;
+    this.scheduleFlush(peer);
+  }
+
   private scheduleFlush(peer: Peer): void {
-    if (peer.link === null || peer.awaitingDrain || peer.queue.length === 0) return;
+    if (peer.link === null || peer.writing || peer.queue.length === 0) return;
     this.dirty.add(peer);
     if (this.flushImmediate !== null) return;
     this.flushImmediate = setImmediate(() => {
@@ -437,33 +708,30 @@ export class PeerTransport {
   }
 
   /**
-   * Writes the queue as batch frames of at most frameBytesMax. Stops while the socket holds more
-   * than queueBytesMax unsent, and resumes on 'drain', so memory per peer stays bounded even when
-   * the peer reads slowly.
+   * Writes the whole queue in one socket write, then waits until the socket has taken it before the
+   * next flush: so a peer holds at most queueBytesMax queued plus one write's worth in its socket,
+   * even when it reads slowly.
    */
   private flush(peer: Peer): void {
     const link = peer.link;
-    if (link === null) return;
-    const itemBytesMax = this.opts.frameBytesMax - BATCH_OVERHEAD_BYTES_MAX;
-    let taken = 0;
-    while (taken < peer.queue.length) {
-      if (link.socket.writableLength > this.opts.queueBytesMax) {
-        peer.awaitingDrain = true;
-        link.socket.once('drain', () => {
-          peer.awaitingDrain = false;
-          this.scheduleFlush(peer);
-        });
-        break;
+    if (link === null || peer.writing || peer.queue.length === 0) return;
+    const queue = peer.queue;
+    peer.queue = [];
+    peer.queueBytes = 0;
+    for (const entry of queue) {
+      if (entry.item) this.counters.sent++;
+      if (entry.request !== undefined) {
+        entry.request.queued = null;
+        this.counters.requestsSent++;
       }
-      const start = taken;
-      let bytes = 0;
-      while (taken < peer.queue.length && bytes + peer.queue[taken]!.length <= itemBytesMax) bytes += peer.queue[taken++]!.length;
-      if (taken === start) throw new Error(`queued item of ${peer.queue[start]!.length} bytes exceeds a frame`);
-      link.socket.write(batchFrame(peer.queue.slice(start, taken), bytes));
-      peer.queueBytes -= bytes;
-      this.counters.sent += taken - start;
     }
-    peer.queue = taken === peer.queue.length ? [] : peer.queue.slice(taken);
+    peer.writing = true;
+    link.socket.write(frameQueue(queue, this.opts.frameBytesMax), (err) => {
+      // A failed write means the socket is closing: its 'close' releases the link.
+      if (err != null || peer.link !== link) return;
+      peer.writing = false;
+      this.scheduleFlush(peer);
+    });
   }
 
   private drop(why: string, to: NodeId): false {
@@ -471,6 +739,12 @@ export class PeerTransport {
     this.opts.logger.debug('peer message dropped', { peer: to, why });
     return false;
   }
+}
+
+function unavailable(to: NodeId, reason: string): ForwardedRequest {
+  const reply = Promise.reject(new PeerUnavailableError(to, false, reason));
+  reply.catch(() => undefined);
+  return { reply, cancel: () => undefined };
 }
 
 function equalProof(expected: Buffer, got: Uint8Array): boolean {

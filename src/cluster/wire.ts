@@ -1,13 +1,20 @@
 /**
  * Binary codec of the peer transport: the frames two raftlock nodes exchange on their cluster port,
- * and the Raft messages of every partition that batch frames carry.
+ * the Raft messages of every partition that batch frames carry, and the client commands a node
+ * forwards to another (request, response, cancel).
  *
  *   frame    u32 length (bytes after this field, at most frameBytesMax) | u8 version (1) | u8 kind | payload
  *   number   unsigned LEB128 varint of a non-negative safe integer (1 to 8 bytes, no overlong forms)
  *   string   varint byte length + UTF-8 (node ids at most NODE_ID_BYTES_MAX bytes)
+ *   latin1   varint length + one byte per character (code 0..255): RESP arguments and replies as they
+ *            are on the client's socket, arbitrary bytes included
  *   bytes    varint length + raw bytes
  *   boolean  one byte, 0 or 1
  *   batch    varint count, then per item: varint group, u8 message type, from, to, term, the type's fields
+ *   request  varint id, u8 proto (2 or 3), varint argument count (at least 1), each argument as latin1
+ *   response varint id, reply as latin1
+ *   cancel   varint id
+ *   meta     RESP host as string (at most HOST_BYTES_MAX bytes), RESP port as number (at most 65535)
  *
  * Decoding checks every length against the bytes actually present before it reads or allocates, and
  * reports any malformed input as a WireError (code RAFTLOCK_ERR_WIRE_MALFORMED): the transport closes
@@ -21,6 +28,8 @@ export const WIRE_VERSION = 1;
 export const FRAME_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
 export const NODE_ID_BYTES_MAX = 255;
+/** Bound on the host name a node announces for its client (RESP) endpoint. */
+export const HOST_BYTES_MAX = 255;
 /** Handshake nonces are this long; HMAC-SHA256 proofs are this long too. */
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32;
@@ -62,11 +71,21 @@ export type Frame =
   | { kind: 'ready' }
   /** Either side, before closing: why the connection was refused. */
   | { kind: 'refuse'; reason: string }
-  | { kind: 'batch'; batch: GroupMessage[] };
+  | { kind: 'batch'; batch: GroupMessage[] }
+  /** Run a client's command (argv in latin1) on the receiving node; answer in RESP protocol `proto`. */
+  | { kind: 'request'; id: number; proto: 2 | 3; argv: string[] }
+  /** The RESP reply (latin1) to the request `id` that the other side sent on this connection. */
+  | { kind: 'response'; id: number; reply: string }
+  /** The requester no longer wants the reply to its request `id`. */
+  | { kind: 'cancel'; id: number }
+  /** Either side, once the link is open: where clients reach the sender over RESP. */
+  | { kind: 'meta'; respHost: string; respPort: number };
 
 export type FrameKind = Frame['kind'];
 
-const KIND_CODES: Record<FrameKind, number> = { hello: 1, challenge: 2, auth: 3, ready: 4, refuse: 5, batch: 6 };
+const KIND_CODES: Record<FrameKind, number> = {
+  hello: 1, challenge: 2, auth: 3, ready: 4, refuse: 5, batch: 6, request: 7, response: 8, cancel: 9, meta: 10,
+};
 const KINDS = invert(KIND_CODES);
 
 const TYPE_CODES: Record<MessageType, number> = {
@@ -83,6 +102,9 @@ function invert<K extends string>(codes: Record<K, number>): Map<number, K> {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** A UTF-16 code unit that does not fit one latin1 byte. */
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
+const PORT_MAX = 65535;
 
 class Writer {
   private buf = Buffer.allocUnsafe(256);
@@ -121,6 +143,15 @@ class Writer {
     const b = Buffer.from(s, 'utf8');
     if (b.length > bytesMax) throw unencodable(`string of ${b.length} bytes exceeds ${bytesMax}`);
     return this.bytes(b);
+  }
+
+  /** One byte per character: a "binary" string, as RESP arguments and replies travel. */
+  latin1(s: string): this {
+    if (BEYOND_LATIN1.test(s)) throw unencodable('string has a character above U+00FF, not one byte');
+    this.varint(s.length);
+    this.room(s.length);
+    this.at += this.buf.write(s, this.at, 'latin1');
+    return this;
   }
 
   /** The bytes written, in a buffer of exactly that length. */
@@ -191,6 +222,14 @@ class Reader {
     } catch {
       throw malformed(`${what} is not valid UTF-8`);
     }
+  }
+
+  /** A string of one character per byte; a copy, like bytes(). */
+  latin1(what: string): string {
+    const n = this.length(what, Infinity);
+    const s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.at, n).toString('latin1');
+    this.at += n;
+    return s;
   }
 
   /** A count of items each at least `itemBytesMin` long: checked against the bytes left before any loop. */
@@ -319,19 +358,62 @@ export function batchFrame(items: readonly Uint8Array[], itemBytes: number): Buf
   let total = 0;
   for (const item of items) total += item.length;
   if (total !== itemBytes) throw unencodable(`itemBytes ${itemBytes} does not match the items' total length ${total}`);
-  const count = new Writer().varint(items.length).finish();
-  const body = 2 + count.length + itemBytes;
-  const out = Buffer.allocUnsafe(4 + body);
-  out.writeUInt32BE(body, 0);
-  out[4] = WIRE_VERSION;
-  out[5] = KIND_CODES.batch;
-  count.copy(out, FRAME_HEADER_BYTES);
-  let at = FRAME_HEADER_BYTES + count.length;
-  for (const item of items) {
-    out.set(item, at);
-    at += item.length;
-  }
+  const header = batchHeader(items.length, itemBytes);
+  const pieces: Uint8Array[] = [header];
+  for (const item of items) pieces.push(item);
+  return Buffer.concat(pieces, header.length + itemBytes);
+}
+
+/** A batch frame's length field, header and item count, for `count` items of `itemBytes` in all. */
+function batchHeader(count: number, itemBytes: number): Buffer {
+  const out = new Writer().u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(KIND_CODES.batch).varint(count).finish();
+  out.writeUInt32BE(out.length - 4 + itemBytes, 0);
   return out;
+}
+
+/** One entry of a peer's send queue: a batch item from encodeItem, or a whole frame from encodeFrame. */
+export interface Outgoing {
+  bytes: Uint8Array;
+  /** A batch item: consecutive items share batch frames. */
+  item: boolean;
+}
+
+/**
+ * Lays a send queue out as one buffer, for a single socket write, in queue order: each run of
+ * consecutive items becomes batch frames of at most frameBytesMax; whole frames are copied as they are.
+ */
+export function frameQueue(queue: readonly Outgoing[], frameBytesMax: number): Buffer {
+  const itemBytesMax = frameBytesMax - BATCH_OVERHEAD_BYTES_MAX;
+  const pieces: Uint8Array[] = [];
+  let total = 0;
+  let runStart = 0;
+  let runBytes = 0;
+  const closeRun = (end: number): void => {
+    if (end > runStart) {
+      const header = batchHeader(end - runStart, runBytes);
+      pieces.push(header);
+      for (let i = runStart; i < end; i++) pieces.push(queue[i]!.bytes);
+      total += header.length + runBytes;
+    }
+    runStart = end;
+    runBytes = 0;
+  };
+  for (let i = 0; i < queue.length; i++) {
+    const { bytes, item } = queue[i]!;
+    if (!item) {
+      if (bytes.length - 4 > frameBytesMax) throw unencodable(`frame of ${bytes.length} bytes exceeds ${frameBytesMax}`);
+      closeRun(i);
+      pieces.push(bytes);
+      total += bytes.length;
+      runStart = i + 1;
+      continue;
+    }
+    if (bytes.length > itemBytesMax) throw unencodable(`batch item of ${bytes.length} bytes exceeds a frame of ${frameBytesMax}`);
+    if (runBytes + bytes.length > itemBytesMax) closeRun(i);
+    runBytes += bytes.length;
+  }
+  closeRun(queue.length);
+  return Buffer.concat(pieces, total);
 }
 
 export function encodeFrame(frame: Frame): Buffer {
@@ -346,6 +428,18 @@ export function encodeFrame(frame: Frame): Buffer {
     case 'auth': w.bytes(frame.proof); break;
     case 'ready': break;
     case 'refuse': w.str(frame.reason, REASON_BYTES_MAX); break;
+    case 'request':
+      if (frame.proto !== 2 && frame.proto !== 3) throw unencodable(`proto ${String(frame.proto)} is neither 2 nor 3`);
+      if (frame.argv.length === 0) throw unencodable('a request without arguments');
+      w.varint(frame.id).u8(frame.proto).varint(frame.argv.length);
+      for (const arg of frame.argv) w.latin1(arg);
+      break;
+    case 'response': w.varint(frame.id).latin1(frame.reply); break;
+    case 'cancel': w.varint(frame.id); break;
+    case 'meta':
+      if (!Number.isInteger(frame.respPort) || frame.respPort < 0 || frame.respPort > PORT_MAX) throw unencodable(`port ${frame.respPort}`);
+      w.str(frame.respHost, HOST_BYTES_MAX).varint(frame.respPort);
+      break;
   }
   const out = w.finish();
   out.writeUInt32BE(out.length - 4, 0);
@@ -377,6 +471,24 @@ function readFrame(r: Reader, kind: FrameKind): Frame {
       const batch: GroupMessage[] = [];
       for (let i = r.count('batch count', 5); i > 0; i--) batch.push(readItem(r));
       return { kind, batch };
+    }
+    case 'request': {
+      const id = r.varint('request id');
+      const proto = r.u8('proto');
+      if (proto !== 2 && proto !== 3) throw malformed(`proto ${proto} is neither 2 nor 3`);
+      const argc = r.count('argument count', 1);
+      if (argc === 0) throw malformed('a request without arguments');
+      const argv: string[] = [];
+      for (let i = argc; i > 0; i--) argv.push(r.latin1('argument'));
+      return { kind, id, proto, argv };
+    }
+    case 'response': return { kind, id: r.varint('response id'), reply: r.latin1('reply') };
+    case 'cancel': return { kind, id: r.varint('cancel id') };
+    case 'meta': {
+      const respHost = r.str('RESP host', HOST_BYTES_MAX);
+      const respPort = r.varint('RESP port');
+      if (respPort > PORT_MAX) throw malformed(`RESP port ${respPort} exceeds ${PORT_MAX}`);
+      return { kind, respHost, respPort };
     }
   }
 }

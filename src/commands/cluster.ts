@@ -17,9 +17,37 @@ function endpoint(ctx: CommandContext): { host: string; port: number } {
   return { host: ctx.client.laddr.slice(0, at).replace(/^::ffff:/, ''), port };
 }
 
-function ranges(ctx: CommandContext): { first: number; last: number }[] {
+interface Shard {
+  /** The node serving these slot ranges (this node when no leader is known: it forwards). */
+  nodeId: string;
+  host: string;
+  port: number;
+  ranges: { first: number; last: number }[];
+}
+
+/**
+ * The partitions as Redis Cluster shards: each partition's slot range (one
+ * range per partition, even when adjacent ones share a leader) owned by its
+ * current leader.
+ */
+function shards(ctx: CommandContext): Shard[] {
+  const self = ctx.server.config.nodeId;
+  const here = endpoint(ctx);
   const partitions = ctx.server.services.length;
-  return Array.from({ length: partitions }, (_, p) => slotRange(p, partitions));
+  const byNode = new Map<string, Shard>();
+  for (let p = 0; p < partitions; p++) {
+    const leader = ctx.server.cluster?.leaderOf(p) ?? self;
+    const at = leader === self ? here : ctx.server.cluster?.endpointOf(leader);
+    const nodeId = at === undefined ? self : leader;
+    let shard = byNode.get(nodeId);
+    if (shard === undefined) {
+      const { host, port } = at ?? here;
+      shard = { nodeId, host, port, ranges: [] };
+      byNode.set(nodeId, shard);
+    }
+    shard.ranges.push(slotRange(p, partitions));
+  }
+  return [...byNode.values()];
 }
 
 function clusterSub(spec: Pick<CommandSpec, 'name' | 'summary' | 'arity' | 'handler'> & Partial<CommandSpec>): CommandSpec {
@@ -40,10 +68,26 @@ const subcommands: CommandSpec[] = [
     summary: 'Returns the cluster state in Redis CLUSTER INFO form.',
     arity: { min: 2, max: 2 },
     handler(ctx) {
+      const partitions = ctx.server.services.length;
+      const cluster = ctx.server.cluster;
+      let slotsOk = SLOT_COUNT;
+      let led = 0;
+      for (let p = 0; p < partitions; p++) {
+        if (cluster === undefined || cluster.leaderOf(p) !== null) continue;
+        const { first, last } = slotRange(p, partitions);
+        slotsOk -= last - first + 1;
+      }
+      const leaders = new Set<string>();
+      for (let p = 0; p < partitions; p++) {
+        const leader = cluster === undefined ? ctx.server.config.nodeId : cluster.leaderOf(p);
+        if (leader !== null) leaders.add(leader);
+        if (leader === ctx.server.config.nodeId) led += 1;
+      }
       const lines = [
-        'cluster_state:ok', `cluster_slots_assigned:${SLOT_COUNT}`, `cluster_slots_ok:${SLOT_COUNT}`, 'cluster_slots_pfail:0',
-        'cluster_slots_fail:0', 'cluster_known_nodes:1', 'cluster_size:1', 'cluster_current_epoch:0', 'cluster_my_epoch:0',
-        `cluster_partitions:${ctx.server.services.length}`,
+        `cluster_state:${slotsOk === SLOT_COUNT ? 'ok' : 'fail'}`, `cluster_slots_assigned:${SLOT_COUNT}`, `cluster_slots_ok:${slotsOk}`,
+        'cluster_slots_pfail:0', `cluster_slots_fail:${SLOT_COUNT - slotsOk}`, `cluster_known_nodes:${cluster?.nodes().length ?? 1}`,
+        `cluster_size:${leaders.size}`, 'cluster_current_epoch:0', 'cluster_my_epoch:0',
+        `cluster_partitions:${partitions}`, `cluster_partitions_led_here:${led}`,
       ];
       ctx.reply.bulk(lines.join('\r\n') + '\r\n');
     },
@@ -53,19 +97,18 @@ const subcommands: CommandSpec[] = [
     summary: 'Returns the slot ranges of each partition with the node that leads it.',
     arity: { min: 2, max: 2 },
     handler(ctx) {
-      const { host, port } = endpoint(ctx);
-      const id = clusterNodeId(ctx.server.config.nodeId);
-      const all = ranges(ctx);
+      const all = shards(ctx).flatMap((shard) => shard.ranges.map((range) => ({ ...range, shard })));
+      all.sort((a, b) => a.first - b.first);
       const r = ctx.reply;
       r.array(all.length);
-      for (const { first, last } of all) {
+      for (const { first, last, shard } of all) {
         r.array(3);
         r.integer(first);
         r.integer(last);
         r.array(4);
-        r.bulk(host);
-        r.integer(port);
-        r.bulk(id);
+        r.bulk(shard.host);
+        r.integer(shard.port);
+        r.bulk(clusterNodeId(shard.nodeId));
         r.array(0);
       }
     },
@@ -76,28 +119,29 @@ const subcommands: CommandSpec[] = [
     since: '7.0.0',
     arity: { min: 2, max: 2 },
     handler(ctx) {
-      const { host, port } = endpoint(ctx);
-      const all = ranges(ctx);
+      const all = shards(ctx);
       const r = ctx.reply;
-      r.array(1);
-      r.map(2);
-      r.bulk('slots');
-      r.array(all.length * 2);
-      for (const { first, last } of all) {
-        r.integer(first);
-        r.integer(last);
-      }
-      r.bulk('nodes');
-      r.array(1);
-      r.map(7);
-      const fields: [string, string | number][] = [
-        ['id', clusterNodeId(ctx.server.config.nodeId)], ['port', port], ['ip', host], ['endpoint', host],
-        ['role', 'master'], ['replication-offset', 0], ['health', 'online'],
-      ];
-      for (const [name, value] of fields) {
-        r.bulk(name);
-        if (typeof value === 'number') r.integer(value);
-        else r.bulk(value);
+      r.array(all.length);
+      for (const shard of all) {
+        r.map(2);
+        r.bulk('slots');
+        r.array(shard.ranges.length * 2);
+        for (const { first, last } of shard.ranges) {
+          r.integer(first);
+          r.integer(last);
+        }
+        r.bulk('nodes');
+        r.array(1);
+        r.map(7);
+        const fields: [string, string | number][] = [
+          ['id', clusterNodeId(shard.nodeId)], ['port', shard.port], ['ip', shard.host], ['endpoint', shard.host],
+          ['role', 'master'], ['replication-offset', 0], ['health', 'online'],
+        ];
+        for (const [name, value] of fields) {
+          r.bulk(name);
+          if (typeof value === 'number') r.integer(value);
+          else r.bulk(value);
+        }
       }
     },
   }),
@@ -106,9 +150,19 @@ const subcommands: CommandSpec[] = [
     summary: 'Returns the nodes in Redis CLUSTER NODES form.',
     arity: { min: 2, max: 2 },
     handler(ctx) {
-      const { host, port } = endpoint(ctx);
-      const slots = ranges(ctx).map(({ first, last }) => `${first}-${last}`).join(' ');
-      ctx.reply.bulk(`${clusterNodeId(ctx.server.config.nodeId)} ${host}:${port}@${port + 10000} myself,master - 0 0 0 connected ${slots}\n`);
+      const self = ctx.server.config.nodeId;
+      const serving = new Map(shards(ctx).map((shard) => [shard.nodeId, shard]));
+      const nodes = ctx.server.cluster?.nodes() ?? [self];
+      let text = '';
+      for (const nodeId of nodes) {
+        const shard = serving.get(nodeId);
+        const at = shard ?? (nodeId === self ? endpoint(ctx) : ctx.server.cluster?.endpointOf(nodeId));
+        const address = at === undefined ? ':0@0' : `${at.host}:${at.port}@${at.port + 10000}`;
+        const flags = `${nodeId === self ? 'myself,' : ''}master${at === undefined ? ',noaddr' : ''}`;
+        const slots = shard === undefined ? '' : ' ' + shard.ranges.map(({ first, last }) => `${first}-${last}`).join(' ');
+        text += `${clusterNodeId(nodeId)} ${address} ${flags} - 0 0 0 connected${slots}\n`;
+      }
+      ctx.reply.bulk(text);
     },
   }),
   defineCommand({

@@ -2,6 +2,8 @@ import type { CommandContext } from './spec.js';
 import { parseArgs } from './syntax.js';
 import { COMMANDS, buildTable, type CommandEntry } from './table.js';
 import { NOAUTH } from './auth-common.js';
+import { errorReply } from './respond.js';
+import { BLOCKING } from './spec.js';
 
 const TABLE = buildTable(COMMANDS);
 
@@ -26,6 +28,11 @@ export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<vo
   }
   if (!ctx.client.authenticated && !top.spec.flags.includes('no_auth')) return ctx.reply.error(NOAUTH);
   ctx.client.lastCommand = spec.name;
+  if (ctx.server.forward !== undefined && top.spec.keys !== null && ctx.client.forwarded !== true) {
+    const key = argv[top.spec.keys.first];
+    const remote = key === undefined ? undefined : ctx.server.forward(ctx.server.partitionOf(key), argv, ctx.client);
+    if (remote !== undefined) return relay(ctx, remote, top.spec.flags.includes('blocking') && argv.some((a) => a.toUpperCase() === 'WAIT'));
+  }
   if (entry.syntax === null) return spec.handler!(ctx, argv, NO_ARGS);
   const parsed = parseArgs(entry.syntax, argv, entry === top ? 1 : 2);
   if (typeof parsed === 'string') return ctx.reply.error(parsed);
@@ -33,6 +40,12 @@ export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<vo
 }
 
 const NO_ARGS = Object.freeze({});
+
+/** Writes the reply the partition's leader gave, unchanged. */
+function relay(ctx: CommandContext, remote: Promise<string>, blocking: boolean): Promise<void> {
+  const done = remote.then((reply) => ctx.reply.raw(reply), (error: unknown) => ctx.reply.error(errorReply(error)));
+  return blocking ? Object.assign(done, { [BLOCKING]: true }) : done;
+}
 
 /**
  * Whether argv may run while earlier writes of the same client wait for the

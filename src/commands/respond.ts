@@ -15,6 +15,12 @@ export function respond<T>(ctx: CommandContext, value: Maybe<T>, write: (ctx: Co
 export function errorReply(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   if (code === 'RAFTLOCK_ERR_NOT_LEADER') return 'TRYAGAIN no leader for this partition right now; retry';
+  if (code === 'RAFTLOCK_ERR_LOCK_DELAY') return `TRYAGAIN ${(error as Error).message}`;
+  if (code === 'RAFTLOCK_ERR_PEER_UNAVAILABLE') {
+    return (error as { sent?: boolean }).sent === true
+      ? 'TRYAGAIN the partition leader became unreachable; the command may have been applied, retry it'
+      : 'TRYAGAIN the partition leader is unreachable right now; retry';
+  }
   if (code === 'RAFTLOCK_ERR_BUSY') return `TRYAGAIN server busy: ${(error as Error).message}`;
   if (code === 'RAFTLOCK_ERR_OUTCOME_UNKNOWN') return `TRYAGAIN ${(error as Error).message}; the command may have been applied, retry it`;
   return `ERR ${(error as Error).message ?? String(error)}`;

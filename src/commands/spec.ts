@@ -51,6 +51,8 @@ export interface ClientState {
   bufferSizes(): { query: number; output: number };
   /** Cleanups to run when the connection closes (e.g. leave a wait queue). */
   readonly onClose: Set<() => void>;
+  /** A command another node forwarded: it runs here, never forwarded again. */
+  readonly forwarded?: boolean;
 }
 
 export interface ServerInfo {
@@ -73,6 +75,21 @@ export interface ServerInfo {
   wallClockMs(): number;
   /** Each open partition's Raft group (INFO raft). */
   raft?(): RaftInfo[];
+  /**
+   * Runs argv on the node leading the partition when that is another node,
+   * resolving with its RESP reply bytes (latin1); undefined when it runs here.
+   */
+  forward?(partition: number, argv: string[], client: ClientState): Promise<string> | undefined;
+  /** The cluster as CLUSTER commands describe it (absent on a single node). */
+  readonly cluster?: ClusterView;
+}
+
+export interface ClusterView {
+  /** Every voter, this node included. */
+  nodes(): readonly string[];
+  leaderOf(partition: number): string | null;
+  /** Where clients reach a node (undefined while unknown). */
+  endpointOf(nodeId: string): { host: string; port: number } | undefined;
 }
 
 export interface RaftInfo {

@@ -15,7 +15,9 @@ export type LockOp =
   | { kind: 'expire'; key: string; ttlMs: number; condition: ExpireCondition }
   | { kind: 'persist'; key: string }
   /** Lets log time advance and expired locks be reclaimed when nothing else is written. */
-  | { kind: 'tick' };
+  | { kind: 'tick' }
+  /** Raises the EPHEMERAL horizon (LockStateMachine.ephemeralHorizonMs) to untilMs. */
+  | { kind: 'horizon'; untilMs: number };
 
 export interface LockCommand {
   logTimeMs: number;
@@ -43,6 +45,7 @@ export function applyCommand(machine: LockStateMachine, command: LockCommand): L
     case 'expire': result = machine.expire(op.key, op.ttlMs, op.condition, now); break;
     case 'persist': result = machine.persist(op.key, now); break;
     case 'tick': result = machine.expireDue(now, EXPIRE_PER_TICK); break;
+    case 'horizon': machine.raiseHorizon(op.untilMs); result = null; break;
   }
   machine.expireDue(now, EXPIRE_PER_APPLY);
   return result;
@@ -78,7 +81,7 @@ export function noopOutcome(machine: LockStateMachine, op: LockOp, nowMs: number
   }
 }
 
-const KINDS = ['lock', 'unlock', 'extend', 'set', 'del', 'expire', 'persist', 'tick'] as const;
+const KINDS = ['lock', 'unlock', 'extend', 'set', 'del', 'expire', 'persist', 'tick', 'horizon'] as const;
 const MODES = ['always', 'nx', 'xx'] as const;
 const CONDITIONS = ['always', 'nx', 'xx', 'gt', 'lt'] as const;
 const FORMAT_VERSION = 1;
@@ -117,6 +120,9 @@ export function encodeCommand(command: LockCommand): Uint8Array {
       w.str(op.key);
       break;
     case 'tick':
+      break;
+    case 'horizon':
+      w.f64(op.untilMs);
       break;
   }
   return w.finish();
@@ -168,6 +174,9 @@ export function decodeCommand(bytes: Uint8Array): LockCommand {
       break;
     case 'tick':
       op = { kind };
+      break;
+    case 'horizon':
+      op = { kind, untilMs: r.f64() };
       break;
     default:
       throw r.error('unknown kind');

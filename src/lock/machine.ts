@@ -37,11 +37,30 @@ export interface SetResult {
  */
 export class LockStateMachine {
   readonly persistent: LockTable;
-  readonly ephemeral: LockTable;
+  /** EPHEMERAL locks: in the leader's memory only, emptied whenever leadership changes. */
+  ephemeral: LockTable;
+  /**
+   * Replicated: the log time until which an EPHEMERAL lock granted by any
+   * leader may still be held. A leader grants or extends an EPHEMERAL lock
+   * only up to the horizon already committed, so a later leader, which knows
+   * no EPHEMERAL locks, grants none before its log clock passes the horizon
+   * it inherited.
+   */
+  ephemeralHorizonMs = 0;
 
-  constructor(limits: LockTableLimits = DEFAULT_TABLE_LIMITS) {
+  constructor(private readonly limits: LockTableLimits = DEFAULT_TABLE_LIMITS) {
     this.persistent = new LockTable(limits);
     this.ephemeral = new LockTable(limits);
+  }
+
+  /** Forgets every EPHEMERAL lock; new grants get tokens from tokenFloor up. */
+  resetEphemeral(tokenFloor: number): void {
+    this.ephemeral = new LockTable(this.limits, tokenFloor);
+  }
+
+  /** Raises the EPHEMERAL horizon (never lowers it). */
+  raiseHorizon(untilMs: number): void {
+    if (untilMs > this.ephemeralHorizonMs) this.ephemeralHorizonMs = untilMs;
   }
 
   table(durability: Durability): LockTable {

@@ -3,6 +3,9 @@ import { LockStateMachine, type Durability } from './machine.js';
 import { WaitQueues, queueKey, type Waiter, type WaiterLimits, DEFAULT_WAITER_LIMITS } from './waiters.js';
 import { EXPIRE_PER_APPLY, applyCommand, type LockOp, type LockResult } from './commands.js';
 
+/** EPHEMERAL fencing tokens of leader term T start at T x this. */
+export const EPHEMERAL_TERM_TOKENS = 2 ** 32;
+
 /** Monotonic milliseconds; injected so tests and the simulator control time. */
 export type Clock = () => number;
 
@@ -20,6 +23,13 @@ export interface Replicator {
   read<T>(fn: (logNowMs: number) => T): Promise<T>;
   /** The leader's log clock. */
   logNow(): number;
+  /**
+   * Whether an EPHEMERAL operation whose lease reaches log time untilMs (0:
+   * none) may run now: undefined if so, a promise that settles once it may,
+   * or a throw when it may not (not the leader, lock-delay after a leader
+   * change). See Replica.ephemeralAccess.
+   */
+  ephemeralAccess(untilMs: number): Promise<void> | undefined;
 }
 
 export interface LockServiceOptions {
@@ -56,6 +66,8 @@ export class LockService {
   /** Queues whose head has a lock attempt in flight. */
   private readonly serving = new Set<string>();
   private armedAtMs = Infinity;
+  /** EPHEMERAL operations waiting for access, in arrival order (null when none). */
+  private ephemeralBacklog: Promise<unknown> | null = null;
 
   constructor(options: LockServiceOptions) {
     this.clock = options.clock;
@@ -86,8 +98,40 @@ export class LockService {
       const answer = this.replicator.answerNoop(op);
       return answer !== undefined ? answer : this.replicator.propose(op);
     }
-    // EPHEMERAL: the leader's memory only. Expired PERSISTENT locks are left to
-    // the log, so that every replica reclaims them at the same log time.
+    return this.inOrder(() => this.writeEphemeral(op));
+  }
+
+  /**
+   * Runs an EPHEMERAL operation now if nothing waits before it, else after
+   * the operations that wait: they apply in arrival order.
+   */
+  private inOrder<T>(run: () => Maybe<T>): Maybe<T> {
+    let result: Maybe<T>;
+    if (this.ephemeralBacklog === null) {
+      try {
+        result = run();
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+      if (!(result instanceof Promise)) return result;
+    } else {
+      result = this.ephemeralBacklog.then(run);
+    }
+    const tail: Promise<unknown> = result.catch(() => undefined);
+    this.ephemeralBacklog = tail;
+    void tail.then(() => {
+      if (this.ephemeralBacklog === tail) this.ephemeralBacklog = null;
+    });
+    return result;
+  }
+
+  /** An EPHEMERAL write once the replica grants access (see Replicator.ephemeralAccess). */
+  private writeEphemeral(op: LockOp): Maybe<LockResult> {
+    const reach = op.kind === 'lock' || op.kind === 'extend' ? this.now() + op.ttlMs : 0;
+    const access = this.replicator!.ephemeralAccess(reach);
+    if (access !== undefined) return access.then(() => this.writeEphemeral(op));
+    // The leader's memory only. Expired PERSISTENT locks are left to the log,
+    // so that every replica reclaims them at the same log time.
     const nowMs = this.now();
     const machine = this.machine;
     let result: LockResult;
@@ -102,8 +146,32 @@ export class LockService {
 
   /** Runs a read on state that reflects every acknowledged write (ReadIndex or lease for PERSISTENT). */
   read<T>(durability: Durability, fn: (nowMs: number) => T): Maybe<T> {
-    if (this.replicator !== undefined && durability === 'persistent') return this.replicator.read(fn);
-    return fn(this.now());
+    if (this.replicator === undefined) return fn(this.now());
+    if (durability === 'persistent') return this.replicator.read(fn);
+    return this.inOrder(() => this.readEphemeral(fn));
+  }
+
+  private readEphemeral<T>(fn: (nowMs: number) => T): Maybe<T> {
+    const access = this.replicator!.ephemeralAccess(0);
+    return access === undefined ? fn(this.now()) : access.then(() => this.readEphemeral(fn));
+  }
+
+  /**
+   * Leadership of the partition moved to or from this node. EPHEMERAL locks
+   * live in the leader's memory only: the table starts empty, its tokens
+   * from the term in the high bits (term x 2^32) so they keep increasing
+   * across leaders. Blocked waiters live with the leader too: they are
+   * answered with error (their clients retry).
+   */
+  leadershipChanged(leader: boolean, term: number, error: Error): void {
+    this.machine.resetEphemeral(leader ? term * EPHEMERAL_TERM_TOKENS : 0);
+    if (leader) return;
+    for (const [, queue] of [...this.waiters.allQueues()]) {
+      for (const waiter of [...queue]) {
+        this.waiters.remove(waiter);
+        waiter.settle(error);
+      }
+    }
   }
 
   /** KLOCK without WAIT. While others wait for the resource, only its holder gets a token. */

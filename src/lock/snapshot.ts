@@ -4,18 +4,19 @@
  * keyspace) is replicated; EPHEMERAL locks live in the leader's memory.
  *
  * Layout (big-endian): 'RLLS' magic, u8 version, f64 log time of the last
- * applied command, then the PERSISTENT table (LockTable.writeSnapshot).
+ * applied command, f64 EPHEMERAL horizon (version 2 on), then the
+ * PERSISTENT table (LockTable.writeSnapshot).
  */
 import { Reader, Writer } from './codec.js';
 import type { LockStateMachine } from './machine.js';
 
 const MAGIC = 0x524c4c53; // 'RLLS'
-const VERSION = 1;
+const VERSION = 2;
 
 /** Encodes the replicated state as of the last applied command, whose log time is logTimeMs. */
 export function encodeLockSnapshot(machine: LockStateMachine, logTimeMs: number): Uint8Array {
   const w = new Writer(1 << 16);
-  w.u32(MAGIC).u8(VERSION).f64(logTimeMs);
+  w.u32(MAGIC).u8(VERSION).f64(logTimeMs).f64(machine.ephemeralHorizonMs);
   machine.persistent.writeSnapshot(w);
   return w.finish();
 }
@@ -29,8 +30,9 @@ export function restoreLockSnapshot(machine: LockStateMachine, bytes: Uint8Array
   const r = new Reader(bytes, 'lock snapshot');
   if (r.u32() !== MAGIC) throw r.error('bad magic');
   const version = r.u8();
-  if (version !== VERSION) throw r.error(`unknown format version ${version}`);
+  if (version !== 1 && version !== VERSION) throw r.error(`unknown format version ${version}`);
   const logTimeMs = r.f64();
+  machine.ephemeralHorizonMs = version >= 2 ? r.f64() : 0;
   machine.persistent.readSnapshot(r);
   r.end();
   return { logTimeMs };

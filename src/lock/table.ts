@@ -83,7 +83,9 @@ export class LockTable {
    */
   private lastOwner = '';
 
-  constructor(private readonly limits: LockTableLimits = DEFAULT_TABLE_LIMITS) {
+  /** tokenFloor: the token of the first grant of every resource (EPHEMERAL tables start each leader term higher). */
+  constructor(private readonly limits: LockTableLimits = DEFAULT_TABLE_LIMITS, tokenFloor = 0) {
+    this.tokenFloor = Math.min(tokenFloor, TOKEN_MAX + 1);
     if (!Number.isInteger(limits.tombstonesMax) || limits.tombstonesMax < 0) {
       throw new RangeError(`tombstonesMax must be a non-negative integer, got ${limits.tombstonesMax}`);
     }

@@ -12,6 +12,37 @@ export interface ServerConfig extends ServerSettings {
   readonly snapshotMinEntries: number;
   /** Partitions (Raft groups) the keyspace is split into; fixed when the data directory is created. */
   readonly partitions: number;
+  /** The founding voters' peer addresses, this node included; undefined for a single node. */
+  readonly peers: ReadonlyMap<string, PeerEndpoint> | undefined;
+  /** Peer transport port; undefined: this node's --peers entry, else port + 10000. */
+  readonly clusterPort: number | undefined;
+  /** Shared secret peers authenticate each other with (never sent on the wire). */
+  readonly clusterSecret: string | undefined;
+}
+
+export interface PeerEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The peer transport port this node listens on. */
+export function clusterPortOf(config: ServerConfig): number {
+  return config.clusterPort ?? config.peers?.get(config.nodeId)?.port ?? config.port + 10_000;
+}
+
+/** Parses n1=host:port,n2=host:port,... (hosts may be [ipv6]). */
+export function parsePeers(text: string): Map<string, PeerEndpoint> {
+  const peers = new Map<string, PeerEndpoint>();
+  for (const item of text.split(',').map((t) => t.trim()).filter((t) => t.length > 0)) {
+    const match = /^([^=\s]+)=(\[[^\]]+\]|[^:\s]+):(\d+)$/.exec(item);
+    if (match === null) throw new InvalidArgumentError(`expected id=host:port, got '${item}'`);
+    const port = Number(match[3]);
+    if (port < 1 || port > 65535) throw new InvalidArgumentError(`port out of range in '${item}'`);
+    if (peers.has(match[1]!)) throw new InvalidArgumentError(`node '${match[1]}' is listed twice`);
+    peers.set(match[1]!, { host: match[2]!.replace(/^\[|\]$/g, ''), port });
+  }
+  if (peers.size === 0) throw new InvalidArgumentError('expected at least one id=host:port');
+  return peers;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -32,6 +63,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
   tombstonesMax: 1_000_000,
   snapshotMinEntries: 10_000,
   partitions: 1,
+  peers: undefined,
+  clusterPort: undefined,
+  clusterSecret: undefined,
 };
 
 function integer(min: number, max: number) {
@@ -85,11 +119,17 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--max-remembered-tokens <n>', 'released locks whose fencing token is remembered individually', 'MAX_REMEMBERED_TOKENS').argParser(integer(0, 100_000_000)).default(d.tombstonesMax))
     .addOption(option('--snapshot-min-entries <n>', 'log entries applied before the lock table is snapshotted and the log compacted (more when the table is larger)', 'SNAPSHOT_MIN_ENTRIES').argParser(integer(1, 1_000_000_000)).default(d.snapshotMinEntries))
     .addOption(option('--partitions <n>', 'Raft groups the keyspace is split into by key slot; fixed when the data directory is created', 'PARTITIONS').argParser(integer(1, 1024)).default(d.partitions))
+    .addOption(option('--peers <list>', 'founding voters, this node included: n1=host:port,n2=host:port,... (peer transport addresses); none: a single node', 'PEERS').argParser(parsePeers))
+    .addOption(option('--cluster-port <port>', 'peer transport port (default: this node\'s --peers entry, else --port + 10000)', 'CLUSTER_PORT').argParser(integer(1, 65535)))
+    .addOption(option('--cluster-secret <secret>', 'shared secret peers authenticate each other with (challenge-response; never sent)', 'CLUSTER_SECRET'))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
   program.parse([...argv], { from: 'user' });
   const o = program.opts();
+  if (o['peers'] !== undefined && !(o['peers'] as Map<string, PeerEndpoint>).has(o['nodeId'])) {
+    program.error(`error: option '--peers' must list this node ('${o['nodeId']}', see --node-id)`, { exitCode: 1, code: 'raftlock.peers' });
+  }
   return {
     port: o['port'],
     bind: o['bind'],
@@ -108,5 +148,8 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     snapshotMinEntries: o['snapshotMinEntries'],
     partitions: o['partitions'],
     logLevel: o['logLevel'],
+    peers: o['peers'],
+    clusterPort: o['clusterPort'],
+    clusterSecret: o['clusterSecret'],
   };
 }

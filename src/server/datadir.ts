@@ -8,6 +8,8 @@ export interface NodeIdentity {
   createdAt: string;
   /** Partitions of the keyspace; absent in directories from before partitions, which have one. */
   partitions?: number;
+  /** The founding voters (--peers ids, sorted); absent for a single node. */
+  voters?: string[];
 }
 
 /**
@@ -15,7 +17,8 @@ export interface NodeIdentity {
  * directory belongs to one node for life: starting it under another node id
  * is refused, since its future WAL and snapshots would be another node's.
  */
-export function openDataDir(dataDir: string, nodeId: string, partitions = 1): NodeIdentity {
+export function openDataDir(dataDir: string, nodeId: string, partitions = 1, voters?: readonly string[]): NodeIdentity {
+  const founding = voters === undefined ? undefined : [...voters].sort();
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, IDENTITY_FILE);
   let existing: NodeIdentity | undefined;
@@ -35,9 +38,15 @@ export function openDataDir(dataDir: string, nodeId: string, partitions = 1): No
       throw new Error(`data directory ${dataDir} was created with ${created} partition(s), not ${partitions}: ` +
         `the partition count is fixed (use --partitions ${created} or another --data-dir)`);
     }
+    const was = (existing.voters ?? [nodeId]).join(',');
+    const now = (founding ?? [nodeId]).join(',');
+    if (was !== now) {
+      throw new Error(`data directory ${dataDir} belongs to a cluster founded by [${was}], not [${now}]: ` +
+        `--peers must name the founding voters (membership changes go through the cluster, not the flags)`);
+    }
     return existing;
   }
-  const identity: NodeIdentity = { nodeId, createdAt: new Date().toISOString(), partitions };
+  const identity: NodeIdentity = { nodeId, createdAt: new Date().toISOString(), partitions, ...(founding === undefined ? {} : { voters: founding }) };
   const temp = `${path}.tmp`;
   writeFileSync(temp, JSON.stringify(identity) + '\n');
   const fd = openSync(temp, 'r');

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
   try {
-    openDataDir(config.dataDir, config.nodeId, config.partitions);
+    openDataDir(config.dataDir, config.nodeId, config.partitions, config.peers === undefined ? undefined : [...config.peers.keys()]);
   } catch (error) {
     log.error('cannot open data directory', { dataDir: config.dataDir, error: (error as Error).message });
     process.exit(1);

@@ -4,14 +4,19 @@ import { join } from 'node:path';
 import { LockService, type Replicator } from '../lock/service.js';
 import type { LockOp, LockResult } from '../lock/commands.js';
 import { LockStateMachine } from '../lock/machine.js';
-import { Replica } from '../cluster/replica.js';
+import { NotLeaderError, Replica } from '../cluster/replica.js';
+import { PeerTransport } from '../cluster/transport.js';
+import type { Message } from '../../raft/types.js';
+import { ReplyWriter } from '../../resp/encoder.js';
+import { dispatch } from '../commands/dispatch.js';
+import type { ClusterView } from '../commands/spec.js';
 import { SnapshotStore, Wal, nodeFs } from '../storage/index.js';
 import { partitionOfKey } from '../cluster/slots.js';
 import type { ClientState, CommandSpec, ServerInfo, ServerStats } from '../commands/spec.js';
 import { COMMANDS } from '../commands/table.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import { DEFAULT_CONFIG, type ServerConfig } from './config.js';
+import { DEFAULT_CONFIG, clusterPortOf, type ServerConfig } from './config.js';
 import { SILENT, type Logger } from './log.js';
 
 /** How often the bounded active-expiry cycle runs, and how long one may take. */
@@ -24,6 +29,14 @@ const RAFT_TICK_MS = 100;
 const LEADERSHIP_WAIT_MS = 10_000;
 /** More missed ticks than this are one long stall: every lease has run out anyway. */
 const TICK_CATCH_UP_MAX = 1000;
+/** A command for a partition without a leader waits this long for an election before -TRYAGAIN. */
+const ELECTION_WAIT_MS = 2000;
+/** How often a leader checks whether a partition's preferred leader should take over. */
+const BALANCE_INTERVAL_MS = 1000;
+/** A returning node must stay connected this long before leadership moves back to it. */
+const BALANCE_SETTLE_MS = 3000;
+/** Clean shutdown waits at most this long for leadership to move to another node. */
+const SHUTDOWN_TRANSFER_MS = 3000;
 
 /** Integer monotonic milliseconds. */
 export const monotonicMs = (): number => Math.floor(performance.now());
@@ -45,10 +58,17 @@ export class RaftlockServer implements ConnectionHost {
   private closing: Promise<void> | undefined;
   private wal: Wal | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private balanceTimer: NodeJS.Timeout | undefined;
+  private transport: PeerTransport | undefined;
+  /** The founding voters, sorted: partition p prefers voters[p mod n] as its leader. */
+  private readonly voters: readonly string[];
+  /** Since when each peer's link has been seen up (monotonic ms; checked every BALANCE_INTERVAL_MS). */
+  private readonly connectedSince = new Map<string, number>();
 
   constructor(readonly config: ServerConfig = DEFAULT_CONFIG, readonly log: Logger = SILENT) {
     this.partitions = Array.from({ length: config.partitions }, (_, index) => new Partition(index, config, (p, atMs) => this.scheduleWake(p, atMs)));
     this.services = this.partitions.map((p) => p.service);
+    this.voters = config.peers === undefined ? [config.nodeId] : [...config.peers.keys()].sort();
     const stats: ServerStats = {
       connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0,
       protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0,
@@ -80,6 +100,10 @@ export class RaftlockServer implements ConnectionHost {
           commitIndex: status.commit, appliedIndex: replica.appliedIndex, snapshotIndex: replica.snapshotIndex,
         };
       }).filter((r) => r !== undefined),
+      ...(config.peers === undefined ? {} : {
+        forward: (partition: number, argv: string[], client: ClientState) => this.forward(partition, argv, client),
+        cluster: this.clusterView(),
+      }),
     };
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
@@ -89,6 +113,7 @@ export class RaftlockServer implements ConnectionHost {
    * waits for leadership, then listens. Resolves with the bound port.
    */
   async listen(): Promise<number> {
+    if (this.config.peers !== undefined) await this.startTransport();
     await this.openReplica();
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
@@ -114,6 +139,8 @@ export class RaftlockServer implements ConnectionHost {
   /** Stops accepting, closes every client, stops timers and the replica, closes the WAL. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.balanceTimer);
+      await this.handOffLeadership();
       clearInterval(this.expireTimer);
       clearInterval(this.tickTimer);
       for (const partition of this.partitions) clearTimeout(partition.wakeTimer);
@@ -121,6 +148,7 @@ export class RaftlockServer implements ConnectionHost {
       for (const connection of this.connections) connection.close();
       if (this.listener.listening) await closed;
       for (const partition of this.partitions) partition.replica?.stop();
+      await this.transport?.close();
       await this.wal?.close();
     })();
     return this.closing;
@@ -147,7 +175,7 @@ export class RaftlockServer implements ConnectionHost {
       partition.replica = await Replica.open({
         id: this.config.nodeId,
         group: partition.index,
-        conf: { voters: [this.config.nodeId], learners: [] },
+        conf: { voters: [...this.voters], learners: [] },
         wal,
         replay,
         snapshots,
@@ -155,8 +183,12 @@ export class RaftlockServer implements ConnectionHost {
         machine: partition.service.machine,
         clock: monotonicMs,
         rng: Math.random,
-        send: () => undefined,
+        send: (messages) => this.send(partition, messages),
         onApplied: () => partition.service.afterWrite(),
+        onLeadership: (leader, term) => {
+          partition.service.leadershipChanged(leader, term, new NotLeaderError(null));
+          this.log.info(leader ? 'leading partition' : 'no longer leading partition', { partition: partition.index, term });
+        },
         onFatal: (error) => {
           this.log.error('replica failed; stopping', { partition: partition.index, error: error.message });
           process.exitCode = 70;
@@ -168,7 +200,11 @@ export class RaftlockServer implements ConnectionHost {
     this.log.info('restored the lock tables', {
       partitions: replicas.length, snapshotIndexes: replicas.map((r) => r.snapshotIndex), entries, segments: report.segments.length,
     });
-    for (const replica of replicas) replica.campaign();
+    // Each partition's preferred leader campaigns at once; the others wait for
+    // their election timeout. A single node leads everything at once.
+    for (const partition of this.partitions) {
+      if (this.preferredLeader(partition.index) === this.config.nodeId) partition.replica!.campaign();
+    }
     // Ticks follow elapsed time, not timer callbacks: after a stall (GC, a paused
     // process) the missed ticks are delivered before anything else, so the
     // leader lease, counted in ticks, never outlives real time.
@@ -179,11 +215,174 @@ export class RaftlockServer implements ConnectionHost {
       tickedAt = due > TICK_CATCH_UP_MAX ? monotonicMs() : tickedAt + due * RAFT_TICK_MS;
     }, RAFT_TICK_MS);
     this.tickTimer.unref();
+    if (this.transport !== undefined) {
+      this.balanceTimer = setInterval(() => this.balance(), BALANCE_INTERVAL_MS);
+      this.balanceTimer.unref();
+      return;
+    }
     const deadline = monotonicMs() + LEADERSHIP_WAIT_MS;
-    while (!replicas.every((r) => r.isLeader)) {
+    while (!replicas.every((r) => r.isServing)) {
       if (monotonicMs() > deadline) throw new Error(`no leadership after ${LEADERSHIP_WAIT_MS} ms`);
       await new Promise((r) => setTimeout(r, 1));
     }
+  }
+
+  /** Listens on the peer transport port and dials the other voters. */
+  private async startTransport(): Promise<void> {
+    const peers = this.config.peers!;
+    this.transport = new PeerTransport({
+      nodeId: this.config.nodeId,
+      listen: { host: this.config.bind, port: clusterPortOf(this.config) },
+      peers: new Map([...peers].filter(([id]) => id !== this.config.nodeId)),
+      secret: this.config.clusterSecret,
+      logger: this.log,
+      meta: { respHost: this.config.bind, respPort: this.config.port },
+      onMessages: (_from, batch) => {
+        for (const { group, message } of batch) this.partitions[group]?.replica?.step(message);
+      },
+      onRequest: (_from, request, respond) => this.serveForwarded(request.proto, request.argv, respond),
+    });
+    await this.transport.start();
+  }
+
+  private send(partition: Partition, messages: Message[]): void {
+    const transport = this.transport;
+    if (transport === undefined) return;
+    for (const message of messages) {
+      const sent = transport.send(message.to, partition.index, message);
+      if (message.type === 'MsgSnap') partition.replica?.raw.reportSnapshot(message.to, sent ? 'finish' : 'failure');
+      if (!sent) partition.replica?.raw.reportUnreachable(message.to);
+    }
+  }
+
+  /** The voter partition p prefers as leader: leaders spread evenly over the nodes. */
+  private preferredLeader(partition: number): string {
+    return this.voters[partition % this.voters.length]!;
+  }
+
+  /**
+   * Moves leadership of each partition this node leads to its preferred
+   * leader once that node has been connected for a while (a node that
+   * returns gets its share back); the Raft core hands over only when the
+   * transferee's log has caught up.
+   */
+  private balance(): void {
+    if (this.closing !== undefined) return;
+    const now = monotonicMs();
+    for (const peer of this.voters) {
+      if (peer === this.config.nodeId) continue;
+      if (!this.transport!.connected(peer)) this.connectedSince.delete(peer);
+      else if (!this.connectedSince.has(peer)) this.connectedSince.set(peer, now);
+    }
+    for (const partition of this.partitions) {
+      const replica = partition.replica;
+      if (replica?.isLeader !== true) continue;
+      const preferred = this.preferredLeader(partition.index);
+      if (preferred === this.config.nodeId || !replica.membership.voters.includes(preferred)) continue;
+      const since = this.connectedSince.get(preferred);
+      if (since === undefined || now - since < BALANCE_SETTLE_MS) continue;
+      if (replica.raw.status().leadTransferee !== null) continue;
+      this.log.info('handing partition leadership to its preferred leader', { partition: partition.index, to: preferred });
+      replica.raw.transferLeader(preferred);
+    }
+  }
+
+  /** Clean shutdown: leadership of every partition this node leads moves to a connected voter first. */
+  private async handOffLeadership(): Promise<void> {
+    if (this.transport === undefined) return;
+    const led = this.partitions.filter((p) => p.replica?.isLeader === true);
+    for (const partition of led) {
+      const replica = partition.replica!;
+      const candidates = replica.membership.voters.filter((v) => v !== this.config.nodeId && this.transport!.connected(v));
+      const preferred = this.preferredLeader(partition.index);
+      const to = candidates.includes(preferred) ? preferred : candidates[0];
+      if (to !== undefined) replica.raw.transferLeader(to);
+    }
+    const deadline = monotonicMs() + SHUTDOWN_TRANSFER_MS;
+    while (led.some((p) => p.replica!.isLeader) && monotonicMs() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const kept = led.filter((p) => p.replica!.isLeader).map((p) => p.index);
+    if (led.length > 0) this.log.info('handed off partition leadership', { moved: led.length - kept.length, kept });
+  }
+
+  /**
+   * Runs argv on the partition's leader when that is another node (one hop
+   * over the peer transport). Without a leader, waits up to ELECTION_WAIT_MS
+   * for an election; still none: -TRYAGAIN. undefined: this node leads.
+   */
+  private forward(partition: number, argv: string[], client: ClientState): Promise<string> | undefined {
+    const leader = this.reachableLeader(partition);
+    if (leader === this.config.nodeId) return undefined;
+    if (leader !== null) return this.forwardTo(leader, argv, client);
+    return this.leaderElected(partition).then((elected) => {
+      if (elected === null) return '-TRYAGAIN no leader for this partition right now; retry\r\n';
+      if (elected !== this.config.nodeId) return this.forwardTo(elected, argv, client);
+      return this.runHere(argv, client.proto, client);
+    });
+  }
+
+  private forwardTo(leader: string, argv: string[], client: ClientState): Promise<string> {
+    const request = this.transport!.request(leader, argv, client.proto);
+    const cancel = (): void => request.cancel();
+    client.onClose.add(cancel);
+    const forget = (): void => {
+      client.onClose.delete(cancel);
+    };
+    request.reply.then(forget, forget);
+    return request.reply;
+  }
+
+  /** The partition's leader if this node can reach it now (a leader behind a broken link counts as none). */
+  private reachableLeader(partition: number): string | null {
+    const leader = this.partitions[partition]!.replica?.leaderId ?? null;
+    if (leader === null || leader === this.config.nodeId) return leader;
+    return this.transport!.connected(leader) ? leader : null;
+  }
+
+  private async leaderElected(partition: number): Promise<string | null> {
+    const deadline = monotonicMs() + ELECTION_WAIT_MS;
+    for (;;) {
+      const leader = this.reachableLeader(partition);
+      if (leader !== null || monotonicMs() >= deadline || this.closing !== undefined) return leader;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Runs a command here for another node's client; respond gets the RESP reply. Returns a cancel hook. */
+  private serveForwarded(proto: 2 | 3, argv: string[], respond: (reply: string) => void): () => void {
+    const client = new ForwardedClient(proto);
+    let done = false;
+    this.runHere(argv, proto, client).then((reply) => {
+      done = true;
+      respond(reply);
+    }, (error: Error) => respond(`-ERR ${error.message.replace(/[\r\n]/g, ' ')}\r\n`));
+    return () => {
+      if (done) return;
+      for (const cleanup of client.onClose) cleanup();
+      client.onClose.clear();
+    };
+  }
+
+  private runHere(argv: string[], proto: 2 | 3, client: ClientState): Promise<string> {
+    const forwarded = client.forwarded === true ? client : Object.assign(Object.create(client) as ClientState, { forwarded: true });
+    const ctx = { reply: new ReplyWriter(proto), client: forwarded, server: this.info };
+    const pending = dispatch(ctx, argv);
+    if (pending === undefined) return Promise.resolve(ctx.reply.take());
+    return pending.then(() => ctx.reply.take());
+  }
+
+  private clusterView(): ClusterView {
+    return {
+      nodes: () => this.voters,
+      leaderOf: (partition) => this.partitions[partition]?.replica?.leaderId ?? null,
+      endpointOf: (nodeId) => {
+        if (nodeId === this.config.nodeId) return { host: this.config.bind, port: this.port };
+        const meta = this.transport?.peerMeta(nodeId);
+        if (meta === undefined) return undefined;
+        // A node listening on every address is reached where its peers reach it.
+        const wildcard = meta.respHost === '0.0.0.0' || meta.respHost === '::';
+        return { host: wildcard ? this.config.peers!.get(nodeId)?.host ?? meta.respHost : meta.respHost, port: meta.respPort };
+      },
+    };
   }
 
   removeConnection(connection: Connection): void {
@@ -266,8 +465,37 @@ class Partition implements Replicator {
     return this.replica?.logNow() ?? monotonicMs();
   }
 
+  ephemeralAccess(untilMs: number): Promise<void> | undefined {
+    return this.leader().ephemeralAccess(untilMs);
+  }
+
   private leader(): Replica {
     if (this.replica === undefined) throw new Error(`partition ${this.index}: the replica is not open`);
     return this.replica;
+  }
+}
+
+/** The client of a command another node forwarded here. */
+class ForwardedClient implements ClientState {
+  readonly id = 0;
+  readonly forwarded = true;
+  name = '';
+  libName = '';
+  libVer = '';
+  authenticated = true;
+  db = 0;
+  readonly addr = 'peer';
+  readonly laddr = 'peer';
+  readonly createdAtMs = 0;
+  lastCommand = 'NULL';
+  closeAfterReply = false;
+  blocked = false;
+  lastActiveMs = 0;
+  readonly onClose = new Set<() => void>();
+
+  constructor(public proto: 2 | 3) {}
+
+  bufferSizes(): { query: number; output: number } {
+    return { query: 0, output: 0 };
   }
 }

@@ -1,11 +1,14 @@
 import t, { type Test } from 'tap';
 import net from 'node:net';
 import type { Message, NodeId } from '../../raft/types.js';
-import { PeerTransport, type PeerAddress, type PeerTransportOptions } from '../../src/cluster/transport.js';
+import {
+  PeerTransport, PeerUnavailableError, REPLY_TOO_LARGE, type PeerAddress, type PeerTransportOptions,
+} from '../../src/cluster/transport.js';
 import { FrameDecoder, NONCE_BYTES, encodeFrame, type Frame, type GroupMessage } from '../../src/cluster/wire.js';
 import type { Logger } from '../../src/server/log.js';
 import { freePort } from '../../bench/lib/proc.js';
 import { mulberry32 } from '../helpers/random.js';
+import { FaultProxy } from './harness/proxy.js';
 
 const HOST = '127.0.0.1';
 
@@ -310,4 +313,336 @@ t.test('a peer that stops reading: the socket backlog and the queue stay bounded
   t.equal(stats.dropped, total - accepted, 'every refused message is counted');
   t.ok(stats.dropped > total / 2, `${stats.dropped} of ${total} dropped`);
   t.ok(stats.sent * 1020 < 16 * 1024 * 1024, `${stats.sent} written: the kernel buffers plus one bound, not all ${total}`);
+});
+
+// ---- forwarded commands ----------------------------------------------------------------------------
+
+/** A forwarded command as the serving node saw it; respond by hand, cancelled once its hook ran. */
+interface Served {
+  from: NodeId;
+  proto: 2 | 3;
+  argv: string[];
+  respond: (reply: string) => void;
+  cancelled: boolean;
+}
+
+/** onRequest that records each command and answers none of them. */
+function holding(served: Served[]): PeerTransportOptions['onRequest'] {
+  return (from, { proto, argv }, respond) => {
+    const entry: Served = { from, proto, argv, respond, cancelled: false };
+    served.push(entry);
+    return () => void (entry.cancelled = true);
+  };
+}
+
+/** The RESP reply an echoing node gives: the protocol, then the arguments as bulk strings. */
+function echoReply(proto: 2 | 3, argv: string[]): string {
+  return `:${proto}\r\n*${argv.length}\r\n${argv.map((a) => `$${a.length}\r\n${a}\r\n`).join('')}`;
+}
+
+const echo: PeerTransportOptions['onRequest'] = (_from, { proto, argv }, respond) => respond(echoReply(proto, argv));
+
+/** Every byte value, as a latin1 ("binary") string. */
+const ALL_BYTES = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
+
+/** 'pending', or how the promise settled, after the event loop has had a few turns. */
+async function outcome<T>(promise: Promise<T>, waitMs = 50): Promise<{ value: T } | { error: unknown } | 'pending'> {
+  let result: { value: T } | { error: unknown } | 'pending' = 'pending';
+  promise.then((value) => (result = { value }), (error: unknown) => (result = { error }));
+  await sleep(waitMs);
+  return result;
+}
+
+t.test('a forwarded command round-trips with binary arguments and its protocol, both ways', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const a = await startNode(t, 'n1', peers, { onRequest: echo });
+  const b = await startNode(t, 'n2', peers, { onRequest: echo });
+  await waitFor(() => a.transport.connected('n2') && b.transport.connected('n1'), 'connection');
+  const argv = ['LOCK.ACQUIRE', ALL_BYTES, '', '\r\n$3\r\n', 'é'];
+  t.equal(await a.transport.request('n2', argv, 3).reply, echoReply(3, argv), 'n1 → n2, RESP3');
+  t.equal(await b.transport.request('n1', argv, 2).reply, echoReply(2, argv), 'n2 → n1, RESP2');
+  const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => a.transport.request('n2', ['PING', String(i)], 2).reply));
+  t.same(replies, Array.from({ length: 20 }, (_, i) => echoReply(2, ['PING', String(i)])), 'many in one turn');
+  t.match(a.transport.stats(), { requestsSent: 21, requestsReceived: 1 });
+  t.match(b.transport.stats(), { requestsSent: 1, requestsReceived: 21 });
+  t.equal(a.transport.queueBytes('n2'), 0);
+  t.throws(() => a.transport.request('n2', ['SET', 'k', '\u0100'], 2), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' }, 'an argument beyond latin1 is a caller bug');
+});
+
+t.test('replies come back in any order, each to its own request', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const served: Served[] = [];
+  const a = await startNode(t, 'n1', peers);
+  await startNode(t, 'n2', peers, { onRequest: holding(served) });
+  await waitFor(() => a.transport.connected('n2'), 'connection');
+  const requests = ['first', 'second', 'third'].map((name) => a.transport.request('n2', ['BLOCKING', name], 2));
+  await waitFor(() => served.length === 3, 'the three requests to arrive');
+  t.same(served.map((s) => s.argv[1]), ['first', 'second', 'third']);
+  served[2]!.respond('+third\r\n');
+  t.equal(await requests[2]!.reply, '+third\r\n', 'the last request is answered first');
+  t.equal(await outcome(requests[0]!.reply), 'pending', 'the others still wait');
+  served[0]!.respond('+first\r\n');
+  served[0]!.respond('+again\r\n'); // a second respond is ignored
+  served[1]!.respond('+second\r\n');
+  t.same(await Promise.all(requests.map((r) => r.reply)), ['+first\r\n', '+second\r\n', '+third\r\n']);
+});
+
+t.test('raft messages and forwarded commands of one turn arrive in the order queued', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const events: string[] = [];
+  const a = await startNode(t, 'n1', peers);
+  await startNode(t, 'n2', peers, {
+    onMessages: (_from, batch) => events.push(`raft ${batch.map((m) => (m.message as { round: number }).round).join(',')}`),
+    onRequest: (_from, { argv }, respond) => {
+      events.push(`request ${argv[0]}`);
+      respond('+OK\r\n');
+    },
+  });
+  await waitFor(() => a.transport.connected('n2'), 'connection');
+  a.transport.send('n2', 0, heartbeat('n1', 'n2', 1));
+  a.transport.send('n2', 1, heartbeat('n1', 'n2', 2));
+  const first = a.transport.request('n2', ['A'], 2);
+  a.transport.send('n2', 0, heartbeat('n1', 'n2', 3));
+  const second = a.transport.request('n2', ['B'], 2);
+  await Promise.all([first.reply, second.reply]);
+  t.same(events, ['raft 1,2', 'request A', 'raft 3', 'request B']);
+});
+
+t.test('a request that cannot leave fails at once with sent: false', async (t) => {
+  const peers = await cluster(['n1', 'n2', 'n3']);
+  const frameBytesMax = 4096;
+  const a = await startNode(t, 'n1', peers, { frameBytesMax, queueBytesMax: 8192 });
+  await startNode(t, 'n2', peers, { frameBytesMax, onRequest: holding([]) });
+  await waitFor(() => a.transport.connected('n2'), 'connection');
+  const cases: [string, () => ReturnType<PeerTransport['request']>, RegExp][] = [
+    ['unknown peer', () => a.transport.request('n9', ['GET', 'k'], 2), /peer n9 unavailable \(not sent\): unknown peer/],
+    ['peer down', () => a.transport.request('n3', ['GET', 'k'], 2), /not connected/],
+    ['larger than a frame', () => a.transport.request('n2', ['SET', 'k', 'v'.repeat(frameBytesMax)], 2), /exceeds a frame/],
+  ];
+  for (const [what, request, message] of cases) {
+    const error = await request().reply.then(() => null, (e: unknown) => e);
+    t.ok(error instanceof PeerUnavailableError, what);
+    t.match(error, { code: 'RAFTLOCK_ERR_PEER_UNAVAILABLE', sent: false, message }, what);
+  }
+  // Fill n1's queue to n2 within one turn: requests beyond queueBytesMax are refused.
+  const requests = Array.from({ length: 10 }, () => a.transport.request('n2', ['SET', 'k', 'v'.repeat(1000)], 2));
+  const outcomes = await Promise.all(requests.map((r) => outcome(r.reply, 0)));
+  t.ok(outcomes.slice(0, 7).every((o) => o === 'pending'), 'those that fit are sent');
+  t.match(outcomes.slice(-2), [{ error: { sent: false, message: /queue full/ } }, { error: { sent: false } }]);
+  t.ok(a.transport.queueBytes('n2') <= 8192);
+  await a.transport.close();
+  const closed = await outcome(a.transport.request('n2', ['GET', 'k'], 2).reply, 0);
+  t.match(closed, { error: { sent: false, message: /transport closed/ } });
+});
+
+/**
+ * n1 and n2, n1 (the dialer) reaching n2 through a fault proxy, both serving with `holding`.
+ * The proxy can reset the link without either transport closing.
+ */
+async function proxiedPair(t: Test, options: Partial<PeerTransportOptions> = {}) {
+  const peers = await cluster(['n1', 'n2']);
+  const proxy = await FaultProxy.start(peers.get('n2')!);
+  t.teardown(() => proxy.close());
+  const viaProxy = new Map(peers).set('n2', { host: HOST, port: proxy.port });
+  const served = { n1: [] as Served[], n2: [] as Served[] };
+  const a = await startNode(t, 'n1', viaProxy, { onRequest: holding(served.n1), ...options });
+  const b = await startNode(t, 'n2', peers, { onRequest: holding(served.n2), ...options });
+  await waitFor(() => a.transport.connected('n2') && b.transport.connected('n1'), 'connection');
+  return { a, b, proxy, served };
+}
+
+t.test('a link lost mid-request: the requester learns "maybe", the server cancels, late replies are dropped', async (t) => {
+  const { a, b, proxy, served } = await proxiedPair(t);
+  const fromA = a.transport.request('n2', ['LOCK.WAIT', 'k'], 2);
+  const fromB = b.transport.request('n1', ['LOCK.WAIT', 'j'], 3);
+  await waitFor(() => served.n1.length === 1 && served.n2.length === 1, 'both requests to arrive');
+  proxy.setMode('reset');
+  for (const [what, request] of [['n1', fromA], ['n2', fromB]] as const) {
+    const error = await request.reply.then(() => null, (e: unknown) => e);
+    t.ok(error instanceof PeerUnavailableError, `${what}'s request fails`);
+    t.match(error, { sent: true, message: /may have run/ }, `${what} is told the command may have run`);
+  }
+  await waitFor(() => served.n1[0]!.cancelled && served.n2[0]!.cancelled, 'both servers to cancel');
+  proxy.heal();
+  await waitFor(() => a.transport.connected('n2') && b.transport.connected('n1'), 'reconnection');
+  // Ids start again on the new link: the stale reply to the old link's id 0 must not answer the new id 0.
+  const fresh = a.transport.request('n2', ['GET', 'k'], 2);
+  await waitFor(() => served.n2.length === 2, 'the new request');
+  served.n2[0]!.respond('+stale\r\n');
+  t.equal(await outcome(fresh.reply), 'pending', 'the stale reply went nowhere');
+  served.n2[1]!.respond('+fresh\r\n');
+  t.equal(await fresh.reply, '+fresh\r\n');
+  t.notOk(served.n2[1]!.cancelled, 'an answered request is never cancelled');
+});
+
+t.test('closing a transport fails its outstanding requests and cancels what it serves', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const served: Served[] = [];
+  const a = await startNode(t, 'n1', peers, { onRequest: holding(served) });
+  const b = await startNode(t, 'n2', peers, { onRequest: holding([]) });
+  await waitFor(() => a.transport.connected('n2'), 'connection');
+  const outstanding = a.transport.request('n2', ['LOCK.WAIT', 'k'], 2);
+  const incoming = b.transport.request('n1', ['LOCK.WAIT', 'k'], 2);
+  await waitFor(() => served.length === 1 && b.transport.stats().requestsReceived === 1, 'delivery both ways');
+  const unsent = a.transport.request('n2', ['GET', 'k'], 2);
+  await a.transport.close();
+  t.match(await outcome(outstanding.reply, 0), { error: { sent: true } }, 'the sent request may have run');
+  t.match(await outcome(unsent.reply, 0), { error: { sent: false } }, 'the queued one never left');
+  t.ok(served[0]!.cancelled, 'the served command is cancelled');
+  t.match(await outcome(incoming.reply), { error: { sent: true } }, 'the peer learns "maybe" for its request');
+});
+
+t.test('cancel reaches the serving node; a cancelled reply never settles', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const served: Served[] = [];
+  const a = await startNode(t, 'n1', peers);
+  const b = await startNode(t, 'n2', peers, { onRequest: holding(served) });
+  await waitFor(() => a.transport.connected('n2'), 'connection');
+  const request = a.transport.request('n2', ['LOCK.WAIT', 'k'], 2);
+  await waitFor(() => served.length === 1, 'the request to arrive');
+  request.cancel();
+  await waitFor(() => served[0]!.cancelled, 'the cancel hook');
+  served[0]!.respond('+late\r\n'); // after a cancel: ignored
+  request.cancel(); // twice: harmless
+  t.equal(await outcome(request.reply), 'pending', 'the cancelled reply never settles');
+  const neverSent = a.transport.request('n2', ['LOCK.WAIT', 'j'], 2);
+  neverSent.cancel(); // in the same turn: the request never leaves
+  const after = a.transport.request('n2', ['PING'], 2);
+  await waitFor(() => served.length === 2, 'the next request');
+  t.same(served.map((s) => s.argv), [['LOCK.WAIT', 'k'], ['PING']], 'the request cancelled before its flush never left');
+  served[1]!.respond('+PONG\r\n');
+  t.equal(await after.reply, '+PONG\r\n');
+  t.equal(a.transport.stats().requestsSent, 2);
+  t.equal(b.transport.stats().requestsReceived, 2);
+  t.equal(await outcome(neverSent.reply, 0), 'pending');
+});
+
+t.test('replies too large for a frame, a responding hook, and a node that serves nothing', async (t) => {
+  const peers = await cluster(['n1', 'n2', 'n3']);
+  const frameBytesMax = 4096;
+  let hooks = 0;
+  const a = await startNode(t, 'n1', peers, { frameBytesMax });
+  await startNode(t, 'n2', peers, {
+    frameBytesMax,
+    onRequest: (_from, { argv }, respond) => {
+      respond(argv[0] === 'BIG' ? `$5000\r\n${'x'.repeat(5000)}\r\n` : '+OK\r\n');
+      return () => void hooks++;
+    },
+  });
+  const silent = await startNode(t, 'n3', peers, { frameBytesMax });
+  await waitFor(() => a.transport.connected('n2') && a.transport.connected('n3'), 'connections');
+  t.equal(await a.transport.request('n2', ['BIG'], 2).reply, REPLY_TOO_LARGE);
+  t.equal(await a.transport.request('n2', ['SMALL'], 2).reply, '+OK\r\n');
+  t.equal(await a.transport.request('n3', ['GET', 'k'], 2).reply, '-ERR this node does not serve forwarded commands\r\n');
+  t.equal(hooks, 0, 'a hook returned after respond is never called');
+  t.equal(silent.transport.stats().requestsReceived, 1);
+});
+
+t.test('a response that finds the queue full resets the link instead of vanishing', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const queueBytesMax = 4096;
+  let held: ((reply: string) => void) | null = null;
+  const a = await startNode(t, 'n1', peers);
+  const b = await startNode(t, 'n2', peers, {
+    queueBytesMax,
+    onRequest: (_from, { argv }, respond) => {
+      if (argv[0] === 'SMALL') return void (held = respond);
+      held!('+OK\r\n'); // queued, and lost with the link below: its requester must hear of it
+      while (b.transport.send('n1', 0, heartbeat('n2', 'n1', 1)));
+      respond(`$1000\r\n${'r'.repeat(1000)}\r\n`);
+    },
+  });
+  await waitFor(() => a.transport.connected('n2'), 'connection');
+  const small = a.transport.request('n2', ['SMALL'], 2);
+  await waitFor(() => held !== null, 'the first request');
+  const big = a.transport.request('n2', ['BIG'], 2);
+  for (const [what, request] of [['queued response', small], ['response without room', big]] as const) {
+    t.match(await request.reply.then(() => null, (e: unknown) => e), { sent: true }, `${what}: the requester learns "maybe"`);
+  }
+  t.match(b.logs.join('\n'), /peer queue full for a forwarded response; resetting the link/);
+  await waitFor(() => a.transport.connected('n2'), 'reconnection');
+  await waitFor(() => messages(a).length > 0, 'the queued raft messages survive the reset');
+  t.equal(b.transport.queueBytes('n1'), 0);
+});
+
+/** Completes the handshake as dialer `n1` (no secret) on a raw socket to `port`. */
+async function rawDialer(t: Test, port: number) {
+  const raw = await rawSocket(t, port);
+  raw.socket.write(encodeFrame({ kind: 'hello', nodeId: 'n1', to: 'n2', auth: false, nonce: new Uint8Array(NONCE_BYTES) }));
+  await waitFor(() => raw.frames.some((f) => f.kind === 'challenge'), 'challenge');
+  raw.socket.write(encodeFrame({ kind: 'auth', proof: new Uint8Array(0) }));
+  await waitFor(() => raw.frames.some((f) => f.kind === 'ready'), 'ready');
+  return raw;
+}
+
+t.test('duplicate and unknown ids from a peer are ignored; a failing cancel hook is logged', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const served: Served[] = [];
+  const debug: string[] = [];
+  const logs: string[] = [];
+  const b = await startNode(t, 'n2', peers, {
+    meta: { respHost: HOST, respPort: 6379 },
+    logger: { ...recordingLogger(logs), debug: (msg) => void debug.push(msg) },
+    onRequest: (from, request, respond) => {
+      const hook = holding(served)!(from, request, respond);
+      return request.argv[0] === 'FAIL' ? () => { throw new Error('hook failed'); } : hook;
+    },
+  });
+  const raw = await rawDialer(t, peers.get('n2')!.port);
+  await waitFor(() => raw.frames.some((f) => f.kind === 'meta'), 'meta');
+  t.match(raw.frames.find((f) => f.kind === 'meta'), { respHost: HOST, respPort: 6379 }, 'the acceptor announces itself');
+  raw.socket.write(Buffer.concat([
+    encodeFrame({ kind: 'request', id: 5, proto: 2, argv: ['FAIL'] }),
+    encodeFrame({ kind: 'request', id: 5, proto: 3, argv: ['DUPLICATE'] }),
+    encodeFrame({ kind: 'cancel', id: 99 }),
+    encodeFrame({ kind: 'response', id: 0, reply: '+nobody asked\r\n' }),
+    encodeFrame({ kind: 'request', id: 6, proto: 2, argv: ['GET', 'k'] }),
+  ]));
+  await waitFor(() => served.length === 2, 'two requests served');
+  t.same(served.map((s) => s.argv[0]), ['FAIL', 'GET'], 'the duplicate id is not served again');
+  t.same(debug.filter((m) => /ignored/.test(m)), [
+    'duplicate forwarded request id ignored', 'cancel of an unknown forwarded request ignored', 'response to an unknown forwarded request ignored',
+  ]);
+  served[1]!.respond('$1\r\nv\r\n');
+  await waitFor(() => raw.frames.some((f) => f.kind === 'response'), 'the response');
+  t.match(raw.frames.filter((f) => f.kind === 'response'), [{ id: 6, reply: '$1\r\nv\r\n' }]);
+  raw.socket.write(encodeFrame({ kind: 'cancel', id: 5 }));
+  await waitFor(() => logs.some((l) => /cancel hook of a forwarded command failed/.test(l)), 'the hook failure to be logged');
+  t.ok(b.transport.connected('n1'), 'a failing hook does not close the link');
+});
+
+t.test('each node announces its client endpoint to its peers', async (t) => {
+  const peers = await cluster(['n1', 'n2', 'n3']);
+  const a = await startNode(t, 'n1', peers, { meta: { respHost: 'n1.example', respPort: 7001 } });
+  t.equal(a.transport.peerMeta('n2'), undefined, 'unknown before the link opens');
+  const b = await startNode(t, 'n2', peers, { meta: { respHost: '127.0.0.1', respPort: 7002 } });
+  const c = await startNode(t, 'n3', peers);
+  await waitFor(() => a.transport.peerMeta('n2') !== undefined && b.transport.peerMeta('n1') !== undefined, 'meta both ways');
+  t.same(a.transport.peerMeta('n2'), { respHost: '127.0.0.1', respPort: 7002 }, 'the acceptor announces to the dialer');
+  t.same(b.transport.peerMeta('n1'), { respHost: 'n1.example', respPort: 7001 }, 'the dialer announces to the acceptor');
+  await waitFor(() => c.transport.peerMeta('n1') !== undefined && c.transport.peerMeta('n2') !== undefined, 'meta at n3');
+  await waitFor(() => a.transport.connected('n3'), 'n1–n3 link');
+  t.equal(a.transport.peerMeta('n3'), undefined, 'a node without meta announces nothing');
+  t.equal(a.transport.peerMeta('n9'), undefined);
+  await b.transport.close();
+  await waitFor(() => !a.transport.connected('n2'), 'disconnect');
+  t.same(a.transport.peerMeta('n2'), { respHost: '127.0.0.1', respPort: 7002 }, 'kept across a disconnect');
+  t.throws(() => new PeerTransport({ nodeId: 'x', listen: { host: HOST, port: 0 }, peers: new Map(), onMessages: () => undefined, meta: { respHost: 'h', respPort: 70000 } }),
+    { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' }, 'a bad endpoint is refused at construction');
+});
+
+t.test('with mismatched secrets no forwarded command flows', async (t) => {
+  const peers = await cluster(['n1', 'n2']);
+  const served: Served[] = [];
+  const a = await startNode(t, 'n1', peers, { secret: 'alpha', onRequest: holding(served), meta: { respHost: HOST, respPort: 1 } });
+  const b = await startNode(t, 'n2', peers, { secret: 'beta', onRequest: holding(served), meta: { respHost: HOST, respPort: 2 } });
+  const failures: unknown[] = [];
+  while (a.transport.stats().authFailures + b.transport.stats().authFailures < 4) {
+    for (const [from, to] of [[a, 'n2'], [b, 'n1']] as const) await from.transport.request(to, ['GET', 'k'], 2).reply.catch((e: unknown) => failures.push(e));
+    await sleep(20);
+  }
+  t.ok(failures.length >= 2 && failures.every((e) => e instanceof PeerUnavailableError && !e.sent), `${failures.length} refused, none sent`);
+  t.equal(served.length, 0, 'nothing served');
+  t.equal(a.transport.peerMeta('n2') ?? b.transport.peerMeta('n1'), undefined, 'no endpoint learned');
+  t.match(a.transport.stats(), { requestsSent: 0, requestsReceived: 0 });
 });

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
 import type { Entry, Message, MessageType, NodeId } from '../../raft/types.js';
 import {
-  FrameDecoder, NONCE_BYTES, WIRE_VERSION, WireError, batchFrame, decodeFrameBody, encodeFrame, encodeItem,
-  type Frame, type GroupMessage,
+  BATCH_OVERHEAD_BYTES_MAX, FrameDecoder, NONCE_BYTES, WIRE_VERSION, WireError, batchFrame, decodeFrameBody, encodeFrame, encodeItem,
+  frameQueue, type Frame, type FrameKind, type GroupMessage,
 } from '../../src/cluster/wire.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -108,6 +108,101 @@ t.test('handshake frames round-trip', async (t) => {
     { kind: 'refuse', reason: 'unknown node id "n9"' },
   ];
   t.same(decodeBoth(t, Buffer.concat(frames.map(encodeFrame))), frames);
+});
+
+/** Every byte value, as a latin1 ("binary") string. */
+const ALL_BYTES = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
+
+const FORWARDING_FRAMES: Frame[] = [
+  { kind: 'request', id: 0, proto: 2, argv: ['PING'] },
+  { kind: 'request', id: 2 ** 32 + 5, proto: 3, argv: ['SET', ALL_BYTES, '', 'x'.repeat(300), '\r\n'] },
+  { kind: 'response', id: 7, reply: `$256\r\n${ALL_BYTES}\r\n` },
+  { kind: 'response', id: Number.MAX_SAFE_INTEGER, reply: '' },
+  { kind: 'cancel', id: 0 },
+  { kind: 'cancel', id: 128 },
+  { kind: 'meta', respHost: '127.0.0.1', respPort: 6379 },
+  { kind: 'meta', respHost: 'nœud-1.example', respPort: 65535 },
+  { kind: 'meta', respHost: '', respPort: 0 },
+];
+
+t.test('request, response, cancel and meta frames round-trip, every byte value included', async (t) => {
+  t.same(decodeBoth(t, Buffer.concat(FORWARDING_FRAMES.map(encodeFrame))), FORWARDING_FRAMES);
+  const bytes = encodeFrame({ kind: 'request', id: 1, proto: 2, argv: [ALL_BYTES] });
+  t.ok(bytes.includes(Buffer.from(Array.from({ length: 256 }, (_, i) => i))), 'an argument travels as its bytes, one per character');
+  const [frame] = new FrameDecoder().push(bytes);
+  bytes.fill(0);
+  t.same(frame, { kind: 'request', id: 1, proto: 2, argv: [ALL_BYTES] }, 'decoded strings do not depend on the receive buffer');
+});
+
+t.test('forwarding frames the wire cannot carry are refused when encoding', async (t) => {
+  const cases: [string, Frame][] = [
+    ['an argument beyond latin1', { kind: 'request', id: 1, proto: 2, argv: ['GET', 'k\u0100'] }],
+    ['an emoji argument', { kind: 'request', id: 1, proto: 2, argv: ['😀'] }],
+    ['a reply beyond latin1', { kind: 'response', id: 1, reply: '+\u20ac\r\n' }],
+    ['protocol 1', { kind: 'request', id: 1, proto: 1 as 2, argv: ['PING'] }],
+    ['no arguments', { kind: 'request', id: 1, proto: 2, argv: [] }],
+    ['a negative id', { kind: 'cancel', id: -1 }],
+    ['port 65536', { kind: 'meta', respHost: 'h', respPort: 65536 }],
+    ['a fractional port', { kind: 'meta', respHost: 'h', respPort: 1.5 }],
+    ['a host over 255 bytes', { kind: 'meta', respHost: 'h'.repeat(256), respPort: 1 }],
+  ];
+  for (const [what, frame] of cases) t.throws(() => encodeFrame(frame), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' }, what);
+});
+
+t.test('malformed forwarding frames are rejected with a clear error', async (t) => {
+  const [request, response, cancel, meta] = [7, 8, 9, 10];
+  const cases: [string, Uint8Array, RegExp][] = [
+    ['protocol 4', frameOf(Buffer.from([WIRE_VERSION, request, 1, 4, 1, 1, 97])), /proto 4 is neither 2 nor 3/],
+    ['no arguments', frameOf(Buffer.from([WIRE_VERSION, request, 1, 2, 0])), /a request without arguments/],
+    ['argument count beyond the bytes left', frameOf(Buffer.from([WIRE_VERSION, request, 1, 2, 5, 0, 0])), /argument count 5 exceeds the 2 bytes left/],
+    ['argument longer than the frame', frameOf(Buffer.from([WIRE_VERSION, request, 1, 2, 1, 9, 97])), /argument of 9 bytes is truncated/],
+    ['reply longer than the frame', frameOf(Buffer.from([WIRE_VERSION, response, 1, 3, 43, 79])), /reply of 3 bytes is truncated/],
+    ['cancel with trailing bytes', frameOf(Buffer.from([WIRE_VERSION, cancel, 1, 0])), /1 trailing bytes after cancel/],
+    ['port above 65535', frameOf(Buffer.from([WIRE_VERSION, meta, 1, 104, 0x80, 0x80, 0x04])), /RESP port 65536 exceeds 65535/],
+    ['host over 255 bytes', frameOf(Buffer.from([WIRE_VERSION, meta, 0x80, 0x02, 104])), /RESP host of 256 bytes exceeds 255/],
+    ['host not UTF-8', frameOf(Buffer.from([WIRE_VERSION, meta, 1, 0xff, 1])), /RESP host is not valid UTF-8/],
+  ];
+  for (const [what, bytes, pattern] of cases) expectMalformed(t, bytes, pattern, what);
+  let checked = 0;
+  for (const frame of FORWARDING_FRAMES) {
+    const body = encodeFrame(frame).subarray(4);
+    for (let cut = 2; cut < body.length; cut++) {
+      try {
+        decodeFrameBody(body.subarray(0, cut));
+      } catch (err) {
+        if (err instanceof WireError) {
+          checked++;
+          continue;
+        }
+        throw err;
+      }
+      return t.fail(`${frame.kind} cut at ${cut} decoded`);
+    }
+  }
+  t.ok(checked > 500, `${checked} truncations rejected`);
+});
+
+t.test('frameQueue lays items and whole frames out in order, items in batch frames within the limit', async (t) => {
+  const g = generator(13);
+  const frameBytesMax = 2048;
+  const items = Array.from({ length: 40 }, (_, i) => ({ group: i, message: g.message('MsgReadIndex') }))
+    .filter(({ message }) => encodeItem(0, message).length + BATCH_OVERHEAD_BYTES_MAX <= frameBytesMax);
+  const whole: Frame[] = [{ kind: 'request', id: 1, proto: 2, argv: ['A'] }, { kind: 'cancel', id: 2 }, { kind: 'response', id: 3, reply: '+OK\r\n' }];
+  // items[0..10), request, cancel, items[10..), response
+  const queue = [
+    ...items.slice(0, 10).map(({ group, message }) => ({ bytes: encodeItem(group, message), item: true })),
+    { bytes: encodeFrame(whole[0]!), item: false },
+    { bytes: encodeFrame(whole[1]!), item: false },
+    ...items.slice(10).map(({ group, message }) => ({ bytes: encodeItem(group, message), item: true })),
+    { bytes: encodeFrame(whole[2]!), item: false },
+  ];
+  const frames = new FrameDecoder(frameBytesMax).push(frameQueue(queue, frameBytesMax));
+  const flat = frames.flatMap((f): (GroupMessage | FrameKind)[] => (f.kind === 'batch' ? f.batch : [f.kind]));
+  t.same(flat, [...items.slice(0, 10), 'request', 'cancel', ...items.slice(10), 'response'], 'everything, in queue order');
+  t.ok(frames.filter((f) => f.kind === 'batch').length >= 3, 'items split over several batch frames');
+  t.same(frameQueue([], frameBytesMax).length, 0);
+  t.throws(() => frameQueue([{ bytes: new Uint8Array(frameBytesMax), item: true }], frameBytesMax), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+  t.throws(() => frameQueue([{ bytes: new Uint8Array(frameBytesMax + 5), item: false }], frameBytesMax), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
 });
 
 t.test('encoding rejects values the wire cannot carry', async (t) => {
@@ -222,10 +317,10 @@ t.test('random garbage and mutated frames give frames or a WireError, never anot
       if (round % 4 === 0 && bytes.length >= 6) {
         bytes.writeUInt32BE(bytes.length - 4, 0);
         bytes[4] = WIRE_VERSION;
-        bytes[5] = 1 + g.int(6);
+        bytes[5] = 1 + g.int(10);
       }
     } else {
-      bytes = encodeFrame({ kind: 'batch', batch: g.batch() });
+      bytes = encodeFrame(round % 4 === 1 ? g.pick(FORWARDING_FRAMES) : { kind: 'batch', batch: g.batch() });
       for (let k = 1 + g.int(3); k > 0; k--) bytes[4 + g.int(bytes.length - 4)] = g.int(256);
     }
     try {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startServer } from '../helpers/server.js';
+import { ephemeralTokenBase, startServer } from '../helpers/server.js';
 
 t.test('lock commands over a real socket', async (t) => {
   const s = await startServer();
@@ -15,7 +15,7 @@ t.test('lock commands over a real socket', async (t) => {
     [['KUNLOCK', 'r', 'a'], 1],
     [['KGETLOCK', 'r'], null],
     [['KLOCK', 'r', 'b', 30000, 'PERSISTENT'], 1],
-    [['KLOCK', 'r', 'c', 30000, 'EPHEMERAL'], 0],
+    [['KLOCK', 'r', 'c', 30000, 'EPHEMERAL'], ephemeralTokenBase(s.server)],
     [['KUNLOCK', 'r', 'c', 'persistent'], 0],
     [['KUNLOCK', 'r', 'c', 'ephemeral'], 1],
     [['KLOCK', 'r', 'x', 0], { err: "ERR invalid expire time in 'klock' command" }],

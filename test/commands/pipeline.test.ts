@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startServer } from '../helpers/server.js';
+import { ephemeralTokenBase, startServer } from '../helpers/server.js';
 
 t.test('pipelined writes and reads reply in order and a client reads its own writes', async (t) => {
   const s = await startServer();
@@ -10,7 +10,7 @@ t.test('pipelined writes and reads reply in order and a client reads its own wri
     c.command('SET', `k${i}`, `v${i}`, 'NX', 'PX', 60000);
     expected.push({ ok: 'OK' });
     c.command('KLOCK', `e${i}`, 'o', 60000, 'EPHEMERAL');
-    expected.push(0);
+    expected.push(ephemeralTokenBase(s.server));
     c.command('GET', `k${i}`);
     expected.push(`v${i}`);
     c.command('PING');

@@ -33,3 +33,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     },
   };
 }
+
+/** The first EPHEMERAL fencing token partition p hands out under its current leader (term x 2^32). */
+export function ephemeralTokenBase(server: RaftlockServer, partition = 0): number {
+  return server.info.raft!()[partition]!.term * 2 ** 32;
+}

@@ -1,0 +1,219 @@
+import t from 'tap';
+import { Cluster } from 'ioredis';
+import { ProcessCluster } from '../../bench/lib/cluster.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+/** Per partition: role, term and leader, as one node's INFO raft reports them. */
+async function raftInfo(port: number): Promise<{ role: string; term: number; leader: string }[]> {
+  const c = await RawClient.connect(port);
+  try {
+    const text = (await c.call('INFO', 'raft')) as string;
+    return [...text.matchAll(/partition\d+:role=(\w+),term=(\d+),leader=([^,]*),/g)].map((m) => ({ role: m[1]!, term: Number(m[2]), leader: m[3]! }));
+  } finally {
+    c.close();
+  }
+}
+
+/** Waits until every running node sees the same leader, among the running nodes, for every partition. */
+async function settled(cluster: ProcessCluster, timeoutMs = 20_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const running = cluster.running();
+    const views = await Promise.all(running.map((id) => raftInfo(cluster.node(id).port).catch(() => [])));
+    const leaders = views[0]?.map((p) => p.leader) ?? [];
+    last = JSON.stringify(views.map((v) => v.map((p) => p.leader)));
+    if (leaders.length > 0 && leaders.every((l) => running.includes(l)) && views.every((v) => JSON.stringify(v.map((p) => p.leader)) === JSON.stringify(leaders))) {
+      return leaders;
+    }
+    if (Date.now() > deadline) throw new Error(`no agreed leaders within ${timeoutMs} ms: ${last}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Retries a command while it answers -TRYAGAIN (as the client library does). */
+async function retrying(c: RawClient, ...args: (string | number)[]): Promise<unknown> {
+  for (let attempt = 0; ; attempt++) {
+    const reply = await c.call(...args);
+    const err = (reply as { err?: string } | null)?.err;
+    if (err === undefined || !err.startsWith('TRYAGAIN') || attempt > 100) return reply;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+t.test('three nodes: any node serves any key, leaders spread, CLUSTER commands agree', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 6 });
+  t.teardown(() => cluster.close());
+  // Leaders spread: after balancing every node leads two partitions.
+  const deadline = Date.now() + 20_000;
+  let leaders = await settled(cluster);
+  const even = (ls: string[]): boolean => ['n1', 'n2', 'n3'].every((n) => ls.filter((l) => l === n).length === 2);
+  while (!even(leaders) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    leaders = await settled(cluster);
+  }
+  t.same([...leaders].sort(), ['n1', 'n1', 'n2', 'n2', 'n3', 'n3'], 'every node leads two of the six partitions');
+
+  const clients = await Promise.all(cluster.nodes.map((n) => RawClient.connect(n.port)));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  const [a, b, c] = clients as [RawClient, RawClient, RawClient];
+  for (let i = 0; i < 30; i++) {
+    const key = `res:${i}`;
+    t.equal(await a.call('KLOCK', key, 'alice', 60_000), 0, `${key}: granted through n1`);
+    t.equal(await b.call('KLOCK', key, 'bob', 60_000), null, `${key}: refused through n2`);
+    const info = (await c.call('KGETLOCK', key)) as [string, number, number];
+    t.same(info.slice(0, 2), ['alice', 0], `${key}: visible through n3`);
+  }
+  t.same(await b.call('SET', 'plain', 'v', 'NX', 'PX', 60_000), { ok: 'OK' });
+  t.equal(await c.call('GET', 'plain'), 'v');
+  t.same(await a.call('DEL', 'x{1}', 'y{2}'), { err: "CROSSSLOT Keys in request don't hash to the same slot" });
+
+  // Every node describes the same owners: each slot range is served by its partition's leader.
+  const described = await Promise.all(clients.map((cl) => cl.call('CLUSTER', 'SLOTS') as Promise<[number, number, [string, number, string, unknown[]]][]>));
+  const ports = new Map(cluster.nodes.map((n) => [n.id, n.port]));
+  t.same(described[1], described[0], 'n2 agrees with n1');
+  t.same(described[2], described[0], 'n3 agrees with n1');
+  t.same(described[0]!.map(([, , at]) => at[1]), leaders.map((l) => ports.get(l)), 'each range points at its leader');
+  t.match(await a.call('CLUSTER', 'INFO'), /cluster_state:ok\r\n[\s\S]*cluster_known_nodes:3\r\ncluster_size:3\r\n/);
+  const nodesText = (await a.call('CLUSTER', 'NODES')) as string;
+  t.equal(nodesText.trim().split('\n').length, 3, 'CLUSTER NODES lists three nodes');
+  t.match(nodesText, /myself,master/);
+});
+
+t.test('kill -9 of a leader: the others elect, keep every acknowledged lock, and the node rejoins and takes its share back', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 3 });
+  t.teardown(() => cluster.close());
+  const leaders = await settled(cluster);
+  const victim = leaders[0]!;
+  const survivor = cluster.nodes.find((n) => n.id !== victim)!;
+  const c = await RawClient.connect(survivor.port);
+  t.teardown(() => c.close());
+  const tokens = new Map<string, unknown>();
+  for (let i = 0; i < 40; i++) tokens.set(`k${i}`, await retrying(c, 'KLOCK', `k${i}`, 'holder', 600_000));
+  t.ok([...tokens.values()].every((v) => v === 0), 'granted');
+  await cluster.kill(victim);
+  const started = Date.now();
+  t.equal(await retrying(c, 'KLOCK', 'after-kill', 'me', 60_000), 0, 'writes resume after the kill');
+  t.ok(Date.now() - started < 10_000, 'within seconds');
+  await settled(cluster);
+  for (const [key] of tokens) {
+    const info = (await retrying(c, 'KGETLOCK', key)) as [string, number, number];
+    t.same(info.slice(0, 2), ['holder', 0], `${key} kept its holder and token`);
+  }
+  await cluster.startNode(victim);
+  // Balancing hands the returning node its partitions back once it has caught up.
+  const deadline = Date.now() + 30_000;
+  let now = await settled(cluster);
+  while (!now.includes(victim) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    now = await settled(cluster);
+  }
+  t.ok(now.includes(victim), `the restarted node leads again (${now.join(',')})`);
+  const back = await RawClient.connect(cluster.node(victim).port);
+  t.teardown(() => back.close());
+  t.same(((await retrying(back, 'KGETLOCK', 'k7')) as unknown[]).slice(0, 2), ['holder', 0], 'served through the returning node');
+});
+
+t.test('SIGTERM hands leadership off first; KLOCK ... WAIT waiters get -TRYAGAIN when their leader goes', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 1 });
+  t.teardown(() => cluster.close());
+  const [leader] = await settled(cluster);
+  const other = cluster.nodes.find((n) => n.id !== leader)!;
+  const holder = await RawClient.connect(other.port);
+  const waiter = await RawClient.connect(other.port);
+  t.teardown(() => {
+    holder.close();
+    waiter.close();
+  });
+  t.equal(await retrying(holder, 'KLOCK', 'w', 'h', 60_000), 0);
+  const waiting = waiter.call('KLOCK', 'w', 'x', 60_000, 'WAIT', 30_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const stopped = Date.now();
+  await cluster.stop(leader!);
+  const reply = (await waiting) as { err?: string };
+  t.match(reply.err, /^TRYAGAIN/, `the waiter is told to retry (${JSON.stringify(reply)})`);
+  t.match(cluster.node(leader!).log.join('\n'), /handed off partition leadership","moved":1/, 'the leader handed off before exiting');
+  t.equal(await retrying(holder, 'KLOCK', 'after', 'h', 60_000), 0);
+  t.ok(Date.now() - stopped < 5_000, 'a handed-off partition serves again at once');
+  const [now] = await settled(cluster);
+  t.not(now, leader);
+});
+
+t.test('EPHEMERAL locks: never granted twice across a leader kill; unavailable at most their lease plus the slack', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 1 });
+  t.teardown(() => cluster.close());
+  const [leader] = await settled(cluster);
+  const other = cluster.nodes.find((n) => n.id !== leader)!;
+  const c = await RawClient.connect(other.port);
+  t.teardown(() => c.close());
+  const ttlMs = 3000;
+  const token = (await retrying(c, 'KLOCK', 'e', 'first', ttlMs, 'EPHEMERAL')) as number;
+  const granted = performance.now();
+  t.type(token, 'number');
+  await cluster.kill(leader!);
+  let second: unknown;
+  let delayed = 0;
+  for (;;) {
+    second = await c.call('KLOCK', 'e', 'second', ttlMs, 'EPHEMERAL');
+    const err = (second as { err?: string } | null)?.err;
+    if (err === undefined) break;
+    t.match(err, /^TRYAGAIN/);
+    if (/after a leader change/.test(err)) delayed += 1;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const waited = performance.now() - granted;
+  t.type(second, 'number', 'granted to the second owner eventually');
+  t.ok(waited >= ttlMs, `not before the first lease ran out (${Math.round(waited)} ms)`);
+  t.ok(waited < ttlMs + 1000 + 5000, `within lease + slack + election (${Math.round(waited)} ms)`);
+  t.ok(delayed > 0, 'the new leader answered with the lock-delay');
+  t.ok((second as number) > token, 'the token is higher than the old leader\'s');
+});
+
+t.test('ioredis Cluster routes to leaders and keeps working through a leader failover', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 3 });
+  t.teardown(() => cluster.close());
+  await settled(cluster);
+  const client = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), {
+    retryDelayOnTryAgain: 100, retryDelayOnClusterDown: 100, retryDelayOnFailover: 100, maxRedirections: 100, slotsRefreshTimeout: 2000,
+    clusterRetryStrategy: () => 100,
+  });
+  client.on('error', () => undefined);
+  t.teardown(() => client.disconnect());
+  for (let i = 0; i < 30; i++) t.equal(await client.set(`key:${i}`, 'v', 'PX', 600_000, 'NX'), 'OK');
+  const leaders = await settled(cluster);
+  await cluster.kill(leaders[1]!);
+  let ok = 0;
+  const started = Date.now();
+  for (let i = 0; i < 30; i++) {
+    for (;;) {
+      try {
+        t.equal(await client.get(`key:${i}`), 'v');
+        ok += 1;
+        break;
+      } catch (error) {
+        if (Date.now() - started > 20_000) throw error;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+  t.equal(ok, 30, 'every key read back through the failover');
+  t.equal(await client.set('after', 'v', 'NX'), 'OK');
+});
+
+t.test('peers with the wrong cluster secret are refused', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 1, secret: 's3cret' });
+  t.teardown(() => cluster.close());
+  await settled(cluster);
+  const n3 = cluster.node('n3');
+  await cluster.kill('n3');
+  await cluster.startNode('n3', ['--cluster-secret', 'wrong']);
+  await new Promise((r) => setTimeout(r, 1500));
+  const info = await raftInfo(n3.port);
+  t.not(info[0]!.role, 'leader');
+  const others = cluster.nodes.filter((n) => n.id !== 'n3').map((n) => n.log.join('\n')).join('\n') + n3.log.join('\n');
+  t.match(others, /auth/i, 'the refusal is logged');
+  const c = await RawClient.connect(n3.port);
+  t.teardown(() => c.close());
+  const reply = (await c.call('KLOCK', 'x', 'me', 1000)) as { err?: string };
+  t.match(reply.err, /^TRYAGAIN/, 'the outsider cannot reach a leader');
+});
