@@ -181,6 +181,45 @@ const subcommands: CommandSpec[] = [
   }),
 ];
 
+/** CLUSTER ADDNODE / CLUSTER FORGET: a membership change on every partition (or one, with PARTITION p). */
+function membershipCommand(name: 'addnode' | 'forget', type: 'addVoter' | 'removeVoter', summary: string): CommandSpec {
+  return defineCommand({
+    name: `cluster|${name}`,
+    summary,
+    since: name === 'forget' ? '3.0.0' : '0.1.0',
+    group: 'cluster',
+    arity: { min: 3, max: 5 },
+    flags: ['admin'],
+    aclCategories: ['@admin', '@slow', '@dangerous'],
+    args: [{ name: 'node-id', type: 'string' }, { name: 'partition', type: 'integer', token: 'PARTITION', optional: true }],
+    handler(ctx, argv) {
+      const cluster = ctx.server.cluster;
+      if (cluster === undefined) return ctx.reply.error('ERR This instance has cluster support disabled');
+      const node = argv[2]!;
+      const partitions = ctx.server.services.length;
+      let only: number[] | undefined;
+      if (argv.length > 3) {
+        const p = Number(argv[4]);
+        if (argv.length !== 5 || argv[3]!.toUpperCase() !== 'PARTITION') return ctx.reply.error('ERR syntax error');
+        if (!/^\d+$/.test(argv[4]!) || p >= partitions) return ctx.reply.error(`ERR no partition ${argv[4]} (this cluster has ${partitions})`);
+        only = [p];
+      }
+      const known = cluster.nodes().find((n) => n === node || clusterNodeId(n) === node);
+      if (known === undefined) return ctx.reply.error(`ERR Unknown node ${node}`);
+      const targets = only ?? Array.from({ length: partitions }, (_, p) => p);
+      return cluster.changeMembership({ type, node: known }, targets, ctx.client.forwarded === true).then((error) => {
+        if (error === null) ctx.reply.simple('OK');
+        else ctx.reply.error(error);
+      });
+    },
+  });
+}
+
+subcommands.push(
+  membershipCommand('forget', 'removeVoter', 'Removes a node from the voters of every partition (or of PARTITION p), through each leader. Before a node rejoins with an empty data directory.'),
+  membershipCommand('addnode', 'addVoter', 'Adds a node (listed in --peers) as a voter of every partition (or of PARTITION p); it catches up from the leaders.'),
+);
+
 const container = defineCommand({
   name: 'cluster',
   summary: 'Cluster commands: KEYSLOT, MYID, INFO, SLOTS, SHARDS, NODES.',

@@ -76,10 +76,24 @@ const sections: Record<string, Section> = {
       ['raft_partitions', ctx.server.services.length],
       ...groups.map((g, p): [string, string] => [`partition${p}`,
         `role=${g.role},term=${g.term},leader=${g.leader ?? ''},last_index=${g.lastIndex},commit_index=${g.commitIndex},` +
-        `applied_index=${g.appliedIndex},snapshot_index=${g.snapshotIndex}`]),
+        `applied_index=${g.appliedIndex},snapshot_index=${g.snapshotIndex},log_entries=${g.logEntries},voters=${g.voters.join('|')}`]),
     ];
   },
-  cluster: () => [['cluster_enabled', 1]],
+  cluster: (ctx) => {
+    const cluster = ctx.server.cluster;
+    const self = ctx.server.config.nodeId;
+    const partitions = ctx.server.services.length;
+    const leaders = Array.from({ length: partitions }, (_, p) => (cluster === undefined ? self : cluster.leaderOf(p)));
+    return [
+      ['cluster_enabled', 1],
+      ['cluster_node', self],
+      ['cluster_known_nodes', cluster?.nodes().length ?? 1],
+      ['cluster_partitions', partitions],
+      ['cluster_partitions_led', leaders.filter((l) => l === self).length],
+      ['cluster_partitions_without_leader', leaders.filter((l) => l === null).length],
+      ...leaders.map((leader, p): [string, string] => [`partition${p}`, `leader=${leader ?? ''}`]),
+    ];
+  },
   keyspace: (ctx) => {
     const keys = sum(ctx, (s) => s.machine.dbsize());
     if (keys === 0) return [];

@@ -90,6 +90,13 @@ export interface ClusterView {
   leaderOf(partition: number): string | null;
   /** Where clients reach a node (undefined while unknown). */
   endpointOf(nodeId: string): { host: string; port: number } | undefined;
+  /**
+   * Adds a node as a voter of (or removes it from) the given partitions, each
+   * through its leader. Resolves with null once every change is applied, or
+   * with an error text. here: apply only where this node leads (a forwarded
+   * change), never forwarding again.
+   */
+  changeMembership(change: { type: 'addVoter' | 'removeVoter'; node: string }, partitions: readonly number[], here: boolean): Promise<string | null>;
 }
 
 export interface RaftInfo {
@@ -100,6 +107,9 @@ export interface RaftInfo {
   commitIndex: number;
   appliedIndex: number;
   snapshotIndex: number;
+  /** Entries held in the in-memory log (after the last compaction). */
+  logEntries: number;
+  voters: readonly string[];
 }
 
 export interface ServerSettings {

@@ -7,6 +7,8 @@ import { LockStateMachine } from '../lock/machine.js';
 import { NotLeaderError, Replica } from '../cluster/replica.js';
 import { PeerTransport } from '../cluster/transport.js';
 import type { Message } from '../../raft/types.js';
+import type { ConfChange } from '../../raft/confchange.js';
+import { errorReply } from '../commands/respond.js';
 import { ReplyWriter } from '../../resp/encoder.js';
 import { dispatch } from '../commands/dispatch.js';
 import type { ClusterView } from '../commands/spec.js';
@@ -98,6 +100,7 @@ export class RaftlockServer implements ConnectionHost {
         return {
           role: status.role, term: status.term, leader: replica.leaderId, lastIndex: status.lastIndex,
           commitIndex: status.commit, appliedIndex: replica.appliedIndex, snapshotIndex: replica.snapshotIndex,
+          logEntries: status.lastIndex - status.firstIndex + 1, voters: replica.membership.voters,
         };
       }).filter((r) => r !== undefined),
       ...(config.peers === undefined ? {} : {
@@ -382,7 +385,40 @@ export class RaftlockServer implements ConnectionHost {
         const wildcard = meta.respHost === '0.0.0.0' || meta.respHost === '::';
         return { host: wildcard ? this.config.peers!.get(nodeId)?.host ?? meta.respHost : meta.respHost, port: meta.respPort };
       },
+      changeMembership: (change, partitions, here) => this.changeMembership(change, partitions, here),
     };
+  }
+
+  /**
+   * One membership change per partition, each applied by its leader: here
+   * when this node leads, else forwarded (as CLUSTER ADDNODE|FORGET node
+   * PARTITION p). A partition where the change is already in place counts as
+   * done. Resolves with the first error text, or null.
+   */
+  private async changeMembership(change: ConfChange, partitions: readonly number[], here: boolean): Promise<string | null> {
+    const verb = change.type === 'addVoter' ? 'ADDNODE' : 'FORGET';
+    const results = await Promise.all(partitions.map(async (p): Promise<string | null> => {
+      const replica = this.partitions[p]!.replica!;
+      const leader = here ? this.config.nodeId : this.reachableLeader(p) ?? (await this.leaderElected(p));
+      if (leader === null) return `TRYAGAIN partition ${p} has no leader right now; retry`;
+      if (leader !== this.config.nodeId) {
+        const reply = await this.forwardTo(leader, ['CLUSTER', verb, change.node, 'PARTITION', String(p)], new ForwardedClient(2)).catch((e: Error) => `-${errorText(e)}\r\n`);
+        return reply.startsWith('+') ? null : reply.slice(1).trimEnd();
+      }
+      const voters = replica.membership.voters;
+      if ((change.type === 'addVoter') === voters.includes(change.node)) return null;
+      if (change.type === 'removeVoter' && change.node === this.config.nodeId) {
+        return `ERR ${change.node} leads partition ${p}: stop it (leadership moves on SIGTERM) or run this once another node leads`;
+      }
+      try {
+        await replica.changeMembership(change);
+        this.log.info('membership changed', { partition: p, change: change.type, node: change.node, voters: replica.membership.voters });
+        return null;
+      } catch (error) {
+        return errorText(error as Error);
+      }
+    }));
+    return results.find((r) => r !== null) ?? null;
   }
 
   removeConnection(connection: Connection): void {
@@ -473,6 +509,11 @@ class Partition implements Replicator {
     if (this.replica === undefined) throw new Error(`partition ${this.index}: the replica is not open`);
     return this.replica;
   }
+}
+
+/** An error as the text of a RESP error reply. */
+function errorText(error: Error): string {
+  return errorReply(error).replace(/[\r\n]/g, ' ');
 }
 
 /** The client of a command another node forwarded here. */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Cluster } from 'ioredis';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
+import { rmSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
 
 /** Per partition: role, term and leader, as one node's INFO raft reports them. */
@@ -78,6 +79,10 @@ t.test('three nodes: any node serves any key, leaders spread, CLUSTER commands a
   const nodesText = (await a.call('CLUSTER', 'NODES')) as string;
   t.equal(nodesText.trim().split('\n').length, 3, 'CLUSTER NODES lists three nodes');
   t.match(nodesText, /myself,master/);
+  const infoCluster = (await a.call('INFO', 'cluster')) as string;
+  t.match(infoCluster, /cluster_known_nodes:3\r\ncluster_partitions:6\r\ncluster_partitions_led:2\r\ncluster_partitions_without_leader:0\r\n/);
+  t.match(infoCluster, new RegExp(`partition0:leader=${leaders[0]}\r\n`));
+  t.match(await a.call('INFO', 'raft'), /partition5:role=\w+,term=\d+,leader=n\d,.*,log_entries=\d+,voters=n1\|n2\|n3\r\n/);
 });
 
 t.test('kill -9 of a leader: the others elect, keep every acknowledged lock, and the node rejoins and takes its share back', async (t) => {
@@ -216,4 +221,36 @@ t.test('peers with the wrong cluster secret are refused', async (t) => {
   t.teardown(() => c.close());
   const reply = (await c.call('KLOCK', 'x', 'me', 1000)) as { err?: string };
   t.match(reply.err, /^TRYAGAIN/, 'the outsider cannot reach a leader');
+});
+
+t.test('a node whose data dir is lost rejoins as a new member (CLUSTER FORGET, then ADDNODE) without losing data', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 3 });
+  t.teardown(() => cluster.close());
+  await settled(cluster);
+  const n1 = await RawClient.connect(cluster.node('n1').port);
+  t.teardown(() => n1.close());
+  for (let i = 0; i < 30; i++) t.equal(await retrying(n1, 'KLOCK', `d${i}`, 'keeper', 600_000), 0);
+  await cluster.kill('n3');
+  rmSync(cluster.node('n3').dataDir, { recursive: true, force: true });
+  t.same(await retrying(n1, 'CLUSTER', 'FORGET', 'n3'), { ok: 'OK' }, 'n3 removed from every partition');
+  t.same(await n1.call('CLUSTER', 'FORGET', 'nope'), { err: 'ERR Unknown node nope' });
+  await cluster.startNode('n3');
+  t.same(await retrying(n1, 'CLUSTER', 'ADDNODE', 'n3'), { ok: 'OK' }, 'n3 added back');
+  t.same(await retrying(n1, 'CLUSTER', 'ADDNODE', 'n3'), { ok: 'OK' }, 'adding a member again changes nothing');
+  // n3 now counts towards the quorum: with n1 gone, n2 and n3 must hold every lock.
+  const n3 = await RawClient.connect(cluster.node('n3').port);
+  t.teardown(() => n3.close());
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const info = await raftInfo(cluster.node('n3').port);
+    const n1View = await raftInfo(cluster.node('n1').port);
+    if (info.every((p, i) => p.leader !== '' && p.leader === n1View[i]!.leader) || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  await cluster.kill('n1');
+  for (let i = 0; i < 30; i++) {
+    t.same(((await retrying(n3, 'KGETLOCK', `d${i}`)) as unknown[]).slice(0, 2), ['keeper', 0], `d${i} kept by n2 and the rejoined n3`);
+  }
+  t.equal(await retrying(n3, 'KLOCK', 'fresh', 'me', 60_000), 0, 'writes commit with n2 and n3');
 });

@@ -112,3 +112,54 @@ t.test('a follower answers nothing without the log', async (t) => {
   const { replica } = await openReplica(fs, 'n2', ['n1', 'n2'], () => 0, () => undefined);
   t.equal(replica.answerNoop({ kind: 'unlock', durability: 'persistent', resource: 'r', owner: 'b' }), undefined);
 });
+
+t.test('EPHEMERAL access: leases reach only as far as the committed horizon; a new leader waits out the inherited one', async (t) => {
+  const fs = new MemoryFs();
+  const ids = ['n1', 'n2', 'n3'];
+  let now = 1000;
+  const inbox: Message[] = [];
+  const down = new Set<string>();
+  const nodes = new Map<string, Awaited<ReturnType<typeof openReplica>>>();
+  for (const id of ids) nodes.set(id, await openReplica(fs, id, ids, () => now, (m) => inbox.push(...m)));
+  const deliver = () => {
+    for (const m of inbox.splice(0)) if (!down.has(m.to) && !down.has(m.from)) nodes.get(m.to)!.replica.step(m);
+  };
+  const tickAll = () => {
+    now += 10;
+    for (const [id, n] of nodes) if (!down.has(id)) n.replica.tick();
+    deliver();
+  };
+  nodes.get('n1')!.replica.campaign();
+  await waitFor(() => [...nodes.values()].some((n) => n.replica.isServing), tickAll, 'a leader serving');
+  const [leaderId, n1] = [...nodes].find(([, n]) => n.replica.isServing)!;
+  const follower = [...nodes.values()].find((n) => !n.replica.isLeader)!;
+  t.throws(() => follower.replica.ephemeralAccess(0), { code: 'RAFTLOCK_ERR_NOT_LEADER' }, 'a follower serves no EPHEMERAL lock');
+  t.equal(n1.machine.ephemeralHorizonMs, 0);
+  const reach = n1.replica.logNow() + 5000;
+  const raised = n1.replica.ephemeralAccess(reach);
+  t.ok(raised instanceof Promise, 'a lease past the horizon waits for the horizon to be raised through the log');
+  let done = false;
+  void raised!.then(() => (done = true));
+  await waitFor(() => done, deliver, 'the horizon commit');
+  t.ok(n1.machine.ephemeralHorizonMs >= reach + 1000, 'raised past the lease, with slack');
+  t.equal(n1.replica.ephemeralAccess(reach), undefined, 'then granted at once');
+  t.equal(n1.replica.ephemeralAccess(0), undefined, 'reads and unlocks need no horizon');
+  await waitFor(() => [...nodes.values()].every((n) => n.machine.ephemeralHorizonMs === n1.machine.ephemeralHorizonMs), tickAll, 'horizon replicated');
+  const horizon = n1.machine.ephemeralHorizonMs;
+
+  // The leader dies; another takes over and must not serve EPHEMERAL locks before its log clock passes the horizon.
+  down.add(leaderId);
+  const alive = () => [...nodes].filter(([id]) => id !== leaderId).map(([, n]) => n);
+  await waitFor(() => alive().some((n) => n.replica.isServing), tickAll, 'a new leader', 5000);
+  const successor = alive().find((n) => n.replica.isServing)!;
+  const lockDelay = () => successor.replica.ephemeralAccess(successor.replica.logNow() + 100);
+  t.throws(lockDelay, { code: 'RAFTLOCK_ERR_LOCK_DELAY' }, 'the new leader waits out the inherited horizon');
+  t.ok(horizon - successor.replica.logNow() <= 5000 + 1000, 'for at most the longest lease plus the slack');
+  await waitFor(() => successor.replica.logNow() >= horizon, tickAll, 'the log clock passing the horizon', 5000);
+  let granted = false;
+  const access = lockDelay();
+  if (access === undefined) granted = true;
+  else void access.then(() => (granted = true));
+  await waitFor(() => granted, tickAll, 'EPHEMERAL access after the horizon');
+  t.pass('served once the inherited horizon has passed');
+});
