@@ -45,6 +45,9 @@ export function parsePeers(text: string): Map<string, PeerEndpoint> {
   return peers;
 }
 
+/** Partitions of a cluster started without --partitions. */
+export const CLUSTER_PARTITIONS_DEFAULT = 8;
+
 export const DEFAULT_CONFIG: ServerConfig = {
   port: 6379,
   bind: '127.0.0.1',
@@ -118,7 +121,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--max-waiters <n>', 'KLOCK ... WAIT callers queued in total', 'MAX_WAITERS').argParser(integer(0, 10_000_000)).default(d.waitersMax))
     .addOption(option('--max-remembered-tokens <n>', 'released locks whose fencing token is remembered individually', 'MAX_REMEMBERED_TOKENS').argParser(integer(0, 100_000_000)).default(d.tombstonesMax))
     .addOption(option('--snapshot-min-entries <n>', 'log entries applied before the lock table is snapshotted and the log compacted (more when the table is larger)', 'SNAPSHOT_MIN_ENTRIES').argParser(integer(1, 1_000_000_000)).default(d.snapshotMinEntries))
-    .addOption(option('--partitions <n>', 'Raft groups the keyspace is split into by key slot; fixed when the data directory is created', 'PARTITIONS').argParser(integer(1, 1024)).default(d.partitions))
+    .addOption(option('--partitions <n>', 'Raft groups the keyspace is split into by key slot; fixed when the data directory is created (default 1 for a single node, 8 with --peers)', 'PARTITIONS').argParser(integer(1, 1024)).default(d.partitions))
     .addOption(option('--peers <list>', 'founding voters, this node included: n1=host:port,n2=host:port,... (peer transport addresses); none: a single node', 'PEERS').argParser(parsePeers))
     .addOption(option('--cluster-port <port>', 'peer transport port (default: this node\'s --peers entry, else --port + 10000)', 'CLUSTER_PORT').argParser(integer(1, 65535)))
     .addOption(option('--cluster-secret <secret>', 'shared secret peers authenticate each other with (challenge-response; never sent)', 'CLUSTER_SECRET'))
@@ -146,7 +149,9 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     waitersMax: o['maxWaiters'],
     tombstonesMax: o['maxRememberedTokens'],
     snapshotMinEntries: o['snapshotMinEntries'],
-    partitions: o['partitions'],
+    // A single node defaults to one partition (multi-key commands never meet
+    // CROSSSLOT); a cluster to CLUSTER_PARTITIONS_DEFAULT, so that leaders spread.
+    partitions: o['peers'] !== undefined && program.getOptionValueSource('partitions') === 'default' ? CLUSTER_PARTITIONS_DEFAULT : o['partitions'],
     logLevel: o['logLevel'],
     peers: o['peers'],
     clusterPort: o['clusterPort'],

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { Cluster } from 'ioredis';
+import { createCluster } from 'redis';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
 import { rmSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
@@ -32,6 +33,18 @@ async function settled(cluster: ProcessCluster, timeoutMs = 20_000): Promise<str
   }
 }
 
+/** Waits until leaders are spread evenly (every running node leads the same number of partitions, give or take one). */
+async function balanced(cluster: ProcessCluster, timeoutMs = 30_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const leaders = await settled(cluster);
+    const counts = cluster.running().map((id) => leaders.filter((l) => l === id).length);
+    if (Math.max(...counts) - Math.min(...counts) <= 1) return leaders;
+    if (Date.now() > deadline) throw new Error(`leaders not balanced within ${timeoutMs} ms: ${leaders.join(',')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Retries a command while it answers -TRYAGAIN (as the client library does). */
 async function retrying(c: RawClient, ...args: (string | number)[]): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
@@ -46,13 +59,7 @@ t.test('three nodes: any node serves any key, leaders spread, CLUSTER commands a
   const cluster = await ProcessCluster.start({ nodes: 3, partitions: 6 });
   t.teardown(() => cluster.close());
   // Leaders spread: after balancing every node leads two partitions.
-  const deadline = Date.now() + 20_000;
-  let leaders = await settled(cluster);
-  const even = (ls: string[]): boolean => ['n1', 'n2', 'n3'].every((n) => ls.filter((l) => l === n).length === 2);
-  while (!even(leaders) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    leaders = await settled(cluster);
-  }
+  const leaders = await balanced(cluster);
   t.same([...leaders].sort(), ['n1', 'n1', 'n2', 'n2', 'n3', 'n3'], 'every node leads two of the six partitions');
 
   const clients = await Promise.all(cluster.nodes.map((n) => RawClient.connect(n.port)));
@@ -253,4 +260,18 @@ t.test('a node whose data dir is lost rejoins as a new member (CLUSTER FORGET, t
     t.same(((await retrying(n3, 'KGETLOCK', `d${i}`)) as unknown[]).slice(0, 2), ['keeper', 0], `d${i} kept by n2 and the rejoined n3`);
   }
   t.equal(await retrying(n3, 'KLOCK', 'fresh', 'me', 60_000), 0, 'writes commit with n2 and n3');
+});
+
+t.test('node-redis createCluster discovers the leaders and routes every key', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 3 });
+  t.teardown(() => cluster.close());
+  await balanced(cluster);
+  const client = createCluster({ rootNodes: cluster.nodes.map((n) => ({ socket: { host: '127.0.0.1', port: n.port, reconnectStrategy: false as const } })) });
+  client.on('error', () => undefined);
+  await client.connect();
+  t.teardown(() => client.destroy());
+  for (let i = 0; i < 30; i++) t.equal(await client.set(`nr:${i}`, 'v', { condition: 'NX', expiration: { type: 'PX', value: 60_000 } }), 'OK');
+  for (let i = 0; i < 30; i++) t.equal(await client.get(`nr:${i}`), 'v');
+  const masters = new Set(client.masters.map((m) => m.port));
+  t.equal(masters.size, 3, 'three masters: the partition leaders');
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RaftlockServer } from '../../src/server/server.js';
-import { DEFAULT_CONFIG, parseConfig } from '../../src/server/config.js';
+import { DEFAULT_CONFIG, parseConfig, parsePeers } from '../../src/server/config.js';
 import { openDataDir } from '../../src/server/datadir.js';
 import { partitionOfKey } from '../../src/cluster/slots.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -64,4 +64,16 @@ t.test('the partition count is fixed when the data directory is created', async 
   t.throws(() => openDataDir(dataDir, 'n1', 4), /created with 8 partition\(s\), not 4: the partition count is fixed \(use --partitions 8/);
   t.equal(parseConfig(['--partitions', '16']).partitions, 16);
   t.equal(parseConfig([]).partitions, 1, 'one partition unless asked');
+  const peers = ['--peers', 'n1=127.0.0.1:17001,n2=127.0.0.1:17002,n3=127.0.0.1:17003'];
+  t.equal(parseConfig(peers).partitions, 8, 'a cluster defaults to eight');
+  t.equal(parseConfig([...peers, '--partitions', '3']).partitions, 3);
+  t.equal(parseConfig(peers).peers?.get('n2')?.port, 17002);
+  t.throws(() => openDataDir(dataDir, 'n1', 8, ['n1', 'n2']), /founded by \[n1\], not \[n1,n2\]/, 'the founding voters are fixed too');
+});
+
+t.test('--peers must be well formed and list this node', async (t) => {
+  t.throws(() => parsePeers('n1=127.0.0.1'), /expected id=host:port/);
+  t.throws(() => parsePeers('n1=127.0.0.1:1,n1=127.0.0.1:2'), /listed twice/);
+  t.throws(() => parsePeers('n1=h:70000'), /port out of range/);
+  t.same(parsePeers('a=[::1]:7000').get('a'), { host: '::1', port: 7000 });
 });

@@ -70,4 +70,11 @@ t.test('--help lists the flags; bad flags are refused clearly', async (t) => {
   const bad = run(['--port', 'seventy']);
   t.equal(await bad.exited, 1);
   t.match(bad.output().stderr, /--port.*expected an integer/);
+  for (const flag of ['--peers', '--cluster-port', '--cluster-secret']) t.match(help.output().stdout, flag);
+  const stranger = run(['--node-id', 'n9', '--peers', 'n1=127.0.0.1:17001,n2=127.0.0.1:17002']);
+  t.equal(await stranger.exited, 1);
+  t.match(stranger.output().stderr, /--peers' must list this node \('n9'/);
+  const malformed = run(['--peers', 'n1:17001']);
+  t.equal(await malformed.exited, 1);
+  t.match(malformed.output().stderr, /expected id=host:port, got 'n1:17001'/);
 });
