@@ -4,7 +4,7 @@ import { sumOverPartitions } from './partition.js';
 
 export default defineCommand({
   name: 'dbsize',
-  summary: 'Returns the number of keys (PERSISTENT locks); like Redis, keys that expired but were not reclaimed yet may be counted.',
+  summary: 'Returns the number of keys (PERSISTENT locks); in a cluster, of the partitions this node leads (as a Redis Cluster node counts its slots). Like Redis, keys that expired but were not reclaimed yet may be counted.',
   since: '1.0.0',
   group: 'server',
   complexity: 'O(1)',

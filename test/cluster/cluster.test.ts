@@ -75,6 +75,8 @@ t.test('three nodes: any node serves any key, leaders spread, CLUSTER commands a
   t.same(await b.call('SET', 'plain', 'v', 'NX', 'PX', 60_000), { ok: 'OK' });
   t.equal(await c.call('GET', 'plain'), 'v');
   t.same(await a.call('DEL', 'x{1}', 'y{2}'), { err: "CROSSSLOT Keys in request don't hash to the same slot" });
+  const sizes = await Promise.all(clients.map((cl) => cl.call('DBSIZE') as Promise<number>));
+  t.equal(sizes.reduce((x, y) => x + y, 0), 31, 'each node counts the keys of the partitions it leads; together, all of them');
 
   // Every node describes the same owners: each slot range is served by its partition's leader.
   const described = await Promise.all(clients.map((cl) => cl.call('CLUSTER', 'SLOTS') as Promise<[number, number, [string, number, string, unknown[]]][]>));
