@@ -137,11 +137,12 @@ export class Clients {
     const resource = `r${r.int(0, this.sim.options.resources - 1)}`;
     const owner = c.name;
     const ttlMs = Math.round(r.real(...this.sim.options.ttlMs));
+    const durability = r.next() < this.sim.options.ephemeralShare ? 'ephemeral' : 'persistent';
     const roll = r.next();
-    if (roll < 0.4) return { kind: 'lock', resource, owner, ttlMs, durability: 'persistent' };
-    if (roll < 0.55) return { kind: 'unlock', resource, owner, durability: 'persistent' };
-    if (roll < 0.7) return { kind: 'extend', resource, owner, ttlMs, durability: 'persistent' };
-    return { kind: 'get', resource, durability: 'persistent' };
+    if (roll < 0.4) return { kind: 'lock', resource, owner, ttlMs, durability };
+    if (roll < 0.55) return { kind: 'unlock', resource, owner, durability };
+    if (roll < 0.7) return { kind: 'extend', resource, owner, ttlMs, durability };
+    return { kind: 'get', resource, durability };
   }
 
   private attempt(op: ClientOp): void {
@@ -184,6 +185,10 @@ export class Clients {
     const attempt = op.attempt;
     const input = op.input;
     const current = () => !op.finished && op.attempt === attempt;
+    if (input.durability === 'ephemeral') {
+      this.executeEphemeral(op, node, current);
+      return;
+    }
     if (input.kind === 'get') {
       if (this.sim.options.readGuard && replica.isLeader && !committedInTerm(node)) {
         this.sim.schedule(this.sim.options.tickMs / 2, () => {
@@ -246,6 +251,59 @@ export class Clients {
         if (current()) this.failed(op, error);
       },
     );
+  }
+
+  /**
+   * An EPHEMERAL op, as the server's lock service runs it: in the leader's
+   * memory at its log clock, once Replica.ephemeralAccess allows (under the
+   * lease, past the inherited horizon, within the committed horizon).
+   */
+  private executeEphemeral(op: ClientOp, node: SimNode, current: () => boolean): void {
+    const replica = node.replica!;
+    const machine = node.machine!;
+    const input = op.input;
+    const reach = input.kind === 'lock' || input.kind === 'extend' ? replica.logNow() + input.ttlMs : 0;
+    let access: Promise<void> | undefined;
+    try {
+      access = replica.ephemeralAccess(reach);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // Refused before anything ran: a lock-delay is retried like a missing leader.
+      if (code === 'RAFTLOCK_ERR_LOCK_DELAY') this.retry(op, null);
+      else this.failed(op, error);
+      return;
+    }
+    if (access !== undefined) {
+      access.then(
+        () => {
+          if (!current()) return;
+          if (node.replica !== replica || node.status !== 'up') this.retry(op, null);
+          else if (this.sim.isPaused(node)) node.deferred.push(() => current() && node.replica === replica && this.executeEphemeral(op, node, current));
+          else this.executeEphemeral(op, node, current);
+        },
+        (error: unknown) => {
+          if (current()) this.failed(op, error);
+        },
+      );
+      return;
+    }
+    const nowMs = replica.logNow();
+    op.mayHaveEffect = input.kind !== 'get';
+    op.logTime = nowMs;
+    this.recorder.setLogTime(op.id, nowMs);
+    let output: LockOutput;
+    switch (input.kind) {
+      case 'lock': output = machine.lock('ephemeral', input.resource, input.owner, input.ttlMs, nowMs); break;
+      case 'unlock': output = machine.unlock('ephemeral', input.resource, input.owner, nowMs); break;
+      case 'extend': output = machine.extend('ephemeral', input.resource, input.owner, input.ttlMs, nowMs); break;
+      case 'get': {
+        const info = machine.info('ephemeral', input.resource, nowMs);
+        output = info === null ? null : { owner: info.owner, token: info.token, remainingMs: info.remainingMs };
+        break;
+      }
+    }
+    this.sim.trace(`${node.id} serves op #${op.id} from its EPHEMERAL table`);
+    this.reply(op, output, nowMs);
   }
 
   /** The log time a get is evaluated at (see SimOptions.readInstant). */
@@ -343,7 +401,7 @@ export class Clients {
 
 /** The log entry bytes a write op was (or would have been) proposed as, once it reached a leader. */
 export function commandBytes(op: ClientOp): Uint8Array | undefined {
-  if (op.input.kind === 'get' || op.logTime === undefined) return undefined;
+  if (op.input.kind === 'get' || op.input.durability === 'ephemeral' || op.logTime === undefined) return undefined;
   return encodeCommand({ logTimeMs: op.logTime, op: toReplicaOp(op.input) });
 }
 

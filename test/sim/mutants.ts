@@ -62,6 +62,14 @@ const MUTANTS: Mutant[] = [
     name: 'answer a write that changes nothing without the leader lease',
     edits: [{ file: 'src/cluster/replica.ts', find: 'if (this.failed !== null || !this.isLeader || !this.raw.leaseValid() || this.applied < this.raw.committedIndex()) return undefined;', replace: 'if (this.failed !== null || !this.isLeader) return undefined;' }],
   },
+  {
+    name: 'grant EPHEMERAL locks right after a leader change (no lock-delay)',
+    edits: [{ file: 'src/cluster/replica.ts', find: 'if (nowMs < this.inheritedHorizonMs) throw new LockDelayError(this.inheritedHorizonMs - nowMs);', replace: '' }],
+  },
+  {
+    name: 'grant an EPHEMERAL lease past the committed horizon',
+    edits: [{ file: 'src/cluster/replica.ts', find: 'if (untilMs <= horizonMs) {', replace: 'if (untilMs <= horizonMs || untilMs > 0) {' }],
+  },
 ];
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -90,6 +90,8 @@ export interface SimOptions {
   snapshotEvery: number | null;
   /** Writes that would change nothing are answered without the log when the replica can (as the server does). */
   answerNoops: boolean;
+  /** Share of client ops on EPHEMERAL locks (the leader's memory, gated by Replica.ephemeralAccess). */
+  ephemeralShare: number;
 }
 
 /** A calm three-node cluster with no faults: the base for named scenarios. */
@@ -119,6 +121,7 @@ export function baseOptions(seed: number): SimOptions {
     msgBytesMax: undefined,
     snapshotEvery: null,
     answerNoops: true,
+    ephemeralShare: 0,
   };
 }
 
@@ -153,6 +156,7 @@ export function randomOptions(seed: number, overrides: Partial<SimOptions> = {})
       downMax: r.chance(0.3) ? nodes : Math.floor(nodes / 2),
     },
     snapshotEvery: r.pick([null, 20, 60]),
+    ephemeralShare: r.pick([0, 0.3, 0.6]),
   };
   return { ...options, ...overrides };
 }

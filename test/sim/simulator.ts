@@ -12,6 +12,7 @@
  */
 import { Replica } from '../../src/cluster/replica.js';
 import { LockStateMachine } from '../../src/lock/machine.js';
+import { EPHEMERAL_TERM_TOKENS } from '../../src/lock/service.js';
 import { MemoryFs, SnapshotStore, Wal, type WalRecord } from '../../src/storage/index.js';
 import type { Entry, Message } from '../../raft/types.js';
 import { EventQueue } from './events.js';
@@ -246,6 +247,8 @@ export class Simulator {
       },
       raft: { electionTicks: this.options.electionTicks, heartbeatTicks: 1, maxSizePerMsg: this.options.msgBytesMax },
       readStalenessMs: this.options.readStalenessMs,
+      // As the server does: EPHEMERAL locks live with the leader, tokens from term x 2^32.
+      onLeadership: (leader, term) => machine.resetEphemeral(leader ? term * EPHEMERAL_TERM_TOKENS : 0),
       onFatal: (error) => {
         if (node.incarnation === incarnation) this.violation(`${node.id} replica failed: ${describeError(error)}`);
       },
