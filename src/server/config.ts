@@ -18,6 +18,12 @@ export interface ServerConfig extends ServerSettings {
   readonly clusterPort: number | undefined;
   /** Shared secret peers authenticate each other with (never sent on the wire). */
   readonly clusterSecret: string | undefined;
+  /**
+   * A follower that hears no leader for this long (to twice this, at random)
+   * starts an election; leaders heartbeat ten times as often, and the leader
+   * lease is a little shorter than this.
+   */
+  readonly electionTimeoutMs: number;
 }
 
 export interface PeerEndpoint {
@@ -69,6 +75,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   peers: undefined,
   clusterPort: undefined,
   clusterSecret: undefined,
+  electionTimeoutMs: 500,
 };
 
 function integer(min: number, max: number) {
@@ -125,6 +132,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--peers <list>', 'founding voters, this node included: n1=host:port,n2=host:port,... (peer transport addresses); none: a single node', 'PEERS').argParser(parsePeers))
     .addOption(option('--cluster-port <port>', 'peer transport port (default: this node\'s --peers entry, else --port + 10000)', 'CLUSTER_PORT').argParser(integer(1, 65535)))
     .addOption(option('--cluster-secret <secret>', 'shared secret peers authenticate each other with (challenge-response; never sent)', 'CLUSTER_SECRET'))
+    .addOption(option('--election-timeout-ms <ms>', 'a follower that hears no leader for this long (to twice this) starts an election; raise it on slow networks', 'ELECTION_TIMEOUT_MS').argParser(integer(100, 60_000)).default(d.electionTimeoutMs))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -156,5 +164,6 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     peers: o['peers'],
     clusterPort: o['clusterPort'],
     clusterSecret: o['clusterSecret'],
+    electionTimeoutMs: o['electionTimeoutMs'],
   };
 }

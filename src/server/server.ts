@@ -26,13 +26,13 @@ const EXPIRE_CYCLE_MS = 100;
 const EXPIRE_CYCLE_BUDGET_MS = 5;
 const EXPIRE_BATCH = 256;
 
-/** Raft's logical clock: one tick, and an election timeout of ten ticks. */
-const RAFT_TICK_MS = 100;
+/** A follower campaigns after ELECTION_TICKS to twice that many ticks without a leader (--election-timeout-ms). */
+const ELECTION_TICKS = 10;
 const LEADERSHIP_WAIT_MS = 10_000;
 /** More missed ticks than this are one long stall: every lease has run out anyway. */
 const TICK_CATCH_UP_MAX = 1000;
-/** A command for a partition without a leader waits this long for an election before -TRYAGAIN. */
-const ELECTION_WAIT_MS = 2000;
+/** A command for a partition without a leader waits up to this many election timeouts before -TRYAGAIN. */
+const ELECTION_WAIT_TIMEOUTS = 2;
 /** How often a leader checks whether a partition's preferred leader should take over. */
 const BALANCE_INTERVAL_MS = 1000;
 /** A returning node must stay connected this long before leadership moves back to it. */
@@ -183,6 +183,7 @@ export class RaftlockServer implements ConnectionHost {
         replay,
         snapshots,
         snapshotPolicy: { minEntries: this.config.snapshotMinEntries },
+        raft: { electionTicks: ELECTION_TICKS },
         machine: partition.service.machine,
         clock: monotonicMs,
         rng: Math.random,
@@ -211,12 +212,13 @@ export class RaftlockServer implements ConnectionHost {
     // Ticks follow elapsed time, not timer callbacks: after a stall (GC, a paused
     // process) the missed ticks are delivered before anything else, so the
     // leader lease, counted in ticks, never outlives real time.
+    const tickMs = this.config.electionTimeoutMs / ELECTION_TICKS;
     let tickedAt = monotonicMs();
     this.tickTimer = setInterval(() => {
-      const due = Math.floor((monotonicMs() - tickedAt) / RAFT_TICK_MS);
+      const due = Math.floor((monotonicMs() - tickedAt) / tickMs);
       for (let i = 0; i < Math.min(due, TICK_CATCH_UP_MAX); i++) for (const replica of replicas) replica.tick();
-      tickedAt = due > TICK_CATCH_UP_MAX ? monotonicMs() : tickedAt + due * RAFT_TICK_MS;
-    }, RAFT_TICK_MS);
+      tickedAt = due > TICK_CATCH_UP_MAX ? monotonicMs() : tickedAt + due * tickMs;
+    }, tickMs);
     this.tickTimer.unref();
     if (this.transport !== undefined) {
       this.balanceTimer = setInterval(() => this.balance(), BALANCE_INTERVAL_MS);
@@ -309,7 +311,7 @@ export class RaftlockServer implements ConnectionHost {
 
   /**
    * Runs argv on the partition's leader when that is another node (one hop
-   * over the peer transport). Without a leader, waits up to ELECTION_WAIT_MS
+   * over the peer transport). Without a leader, waits up to ELECTION_WAIT_TIMEOUTS election timeouts
    * for an election; still none: -TRYAGAIN. undefined: this node leads.
    */
   private forward(partition: number, argv: string[], client: ClientState): Promise<string> | undefined {
@@ -342,7 +344,7 @@ export class RaftlockServer implements ConnectionHost {
   }
 
   private async leaderElected(partition: number): Promise<string | null> {
-    const deadline = monotonicMs() + ELECTION_WAIT_MS;
+    const deadline = monotonicMs() + ELECTION_WAIT_TIMEOUTS * this.config.electionTimeoutMs;
     for (;;) {
       const leader = this.reachableLeader(partition);
       if (leader !== null || monotonicMs() >= deadline || this.closing !== undefined) return leader;

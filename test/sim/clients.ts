@@ -267,6 +267,8 @@ export class Clients {
     try {
       access = replica.ephemeralAccess(reach);
     } catch (error) {
+      // A request the client gave up on meanwhile is refused with nobody listening.
+      if (!current()) return;
       const code = (error as { code?: unknown }).code;
       // Refused before anything ran: a lock-delay is retried like a missing leader.
       if (code === 'RAFTLOCK_ERR_LOCK_DELAY') this.retry(op, null);
@@ -288,9 +290,11 @@ export class Clients {
       return;
     }
     const nowMs = replica.logNow();
-    op.mayHaveEffect = input.kind !== 'get';
-    op.logTime = nowMs;
-    this.recorder.setLogTime(op.id, nowMs);
+    if (current()) {
+      op.mayHaveEffect = input.kind !== 'get';
+      op.logTime = nowMs;
+      this.recorder.setLogTime(op.id, nowMs);
+    }
     let output: LockOutput;
     switch (input.kind) {
       case 'lock': output = machine.lock('ephemeral', input.resource, input.owner, input.ttlMs, nowMs); break;
@@ -303,7 +307,8 @@ export class Clients {
       }
     }
     this.sim.trace(`${node.id} serves op #${op.id} from its EPHEMERAL table`);
-    this.reply(op, output, nowMs);
+    // A stale request still takes effect; only a current one gets its reply.
+    if (current()) this.reply(op, output, nowMs);
   }
 
   /** The log time a get is evaluated at (see SimOptions.readInstant). */
