@@ -199,7 +199,7 @@ export class Replica {
   private readonly policy: SnapshotPolicy;
   /** The local snapshot being written to disk, if any. */
   private snapshotTask: Promise<void> | null = null;
-  /** Largest log time appended or applied: where a new leader's log clock starts. */
+  /** Largest log time appended or applied; while leader, no less than any stamp it gave. */
   private lastLogTimeMs = 0;
   /** Log time of the last applied command: the instant reads are evaluated at. */
   private appliedLogTimeMs = 0;
@@ -518,7 +518,7 @@ export class Replica {
    * hard state are made durable, and only then are messages sent.
    */
   private async handleReady(rd: Ready): Promise<void> {
-    if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader);
+    if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader, rd.entries);
     for (const entry of rd.committedEntries) this.apply(entry);
     if (rd.committedEntries.length > 0) this.options.onApplied?.();
     const records: WalRecord[] = [];
@@ -650,11 +650,12 @@ export class Replica {
     for (const waiter of ready) waiter.run();
   }
 
-  private changeRole(role: string, leader: NodeId | null): void {
+  private changeRole(role: string, leader: NodeId | null, unstable: readonly Entry[]): void {
     const wasLeader = this.role === 'leader';
     this.role = role;
     this.leader = leader;
     if (role === 'leader' && !wasLeader) {
+      this.lastLogTimeMs = this.logTimeOfLog(unstable);
       this.logBaseMs = this.lastLogTimeMs;
       this.clockBaseMs = this.options.clock();
       // The raft core has appended this term's first entry.
@@ -674,6 +675,25 @@ export class Replica {
       for (const r of this.reads.values()) r.reject(new NotLeaderError(leader));
       this.reads.clear();
     }
+  }
+
+  /**
+   * The largest log time in the log this node holds now: where its log clock
+   * starts when it becomes leader. Not the largest it ever saw: stamps of
+   * entries it proposed while cut off, later overwritten by another leader's
+   * log, would put its clock ahead of the log time every other replica has,
+   * so leases granted by that other leader would run out early.
+   */
+  private logTimeOfLog(unstable: readonly Entry[]): number {
+    let t = this.appliedLogTimeMs;
+    const last = this.storage.lastIndex();
+    if (last > this.applied) {
+      for (const entry of this.storage.entries(this.applied + 1, last + 1, Infinity)) {
+        if (entry.type === 'normal') t = Math.max(t, commandLogTime(entry.data));
+      }
+    }
+    for (const entry of unstable) if (entry.type === 'normal') t = Math.max(t, commandLogTime(entry.data));
+    return t;
   }
 
   private noteLogTime(entry: Entry): void {

@@ -7,6 +7,7 @@ import { LockStateMachine } from '../lock/machine.js';
 import { NotLeaderError, Replica } from '../cluster/replica.js';
 import { PeerTransport } from '../cluster/transport.js';
 import type { Message } from '../../raft/types.js';
+import type { Status } from '../../raft/rawnode.js';
 import type { ConfChange } from '../../raft/confchange.js';
 import { errorReply } from '../commands/respond.js';
 import { ReplyWriter } from '../../resp/encoder.js';
@@ -37,6 +38,8 @@ const ELECTION_WAIT_TIMEOUTS = 2;
 const BALANCE_INTERVAL_MS = 1000;
 /** A returning node must stay connected this long before leadership moves back to it. */
 const BALANCE_SETTLE_MS = 3000;
+/** The reply to a forwarded command whose partition changed leader before the answer came. */
+const LEADER_MOVED_REPLY = '-TRYAGAIN the partition leader changed while the command was forwarded; it may have been applied, retry it\r\n';
 /** Clean shutdown waits at most this long for leadership to move to another node. */
 const SHUTDOWN_TRANSFER_MS = 3000;
 
@@ -64,6 +67,9 @@ export class RaftlockServer implements ConnectionHost {
   private transport: PeerTransport | undefined;
   /** The founding voters, sorted: partition p prefers voters[p mod n] as its leader. */
   private readonly voters: readonly string[];
+  /** Forwarded commands waiting for their leader's reply (see forwardTo). */
+  private readonly forwarded = new Set<Forwarded>();
+  private forwardWatchTimer: NodeJS.Timeout | undefined;
   /** Since when each peer's link has been seen up (monotonic ms; checked every BALANCE_INTERVAL_MS). */
   private readonly connectedSince = new Map<string, number>();
 
@@ -143,6 +149,7 @@ export class RaftlockServer implements ConnectionHost {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.balanceTimer);
+      clearInterval(this.forwardWatchTimer);
       await this.handOffLeadership();
       clearInterval(this.expireTimer);
       clearInterval(this.tickTimer);
@@ -223,6 +230,10 @@ export class RaftlockServer implements ConnectionHost {
     if (this.transport !== undefined) {
       this.balanceTimer = setInterval(() => this.balance(), BALANCE_INTERVAL_MS);
       this.balanceTimer.unref();
+      this.forwardWatchTimer = setInterval(() => {
+        for (const f of this.forwarded) if (this.reachableLeader(f.partition) !== f.leader) f.abandon();
+      }, this.config.electionTimeoutMs / 2);
+      this.forwardWatchTimer.unref();
       return;
     }
     const deadline = monotonicMs() + LEADERSHIP_WAIT_MS;
@@ -281,14 +292,28 @@ export class RaftlockServer implements ConnectionHost {
     }
     for (const partition of this.partitions) {
       const replica = partition.replica;
-      if (replica?.isLeader !== true) continue;
+      if (replica === undefined) continue;
       const preferred = this.preferredLeader(partition.index);
-      if (preferred === this.config.nodeId || !replica.membership.voters.includes(preferred)) continue;
+      if (preferred === this.config.nodeId) continue;
       const since = this.connectedSince.get(preferred);
       if (since === undefined || now - since < BALANCE_SETTLE_MS) continue;
-      if (replica.raw.status().leadTransferee !== null) continue;
+      const status = replica.raw.status();
+      if (status.role !== 'leader' || status.leadTransferee !== null || !caughtUp(status, preferred)) continue;
       this.log.info('handing partition leadership to its preferred leader', { partition: partition.index, to: preferred });
-      replica.raw.transferLeader(preferred);
+      this.transferLeadership(replica, preferred);
+    }
+  }
+
+  /**
+   * Asks the Raft core to hand leadership to `to`. The role seen by the
+   * replica may lag the core's (its Ready loop waits for the WAL), so a
+   * refusal (no longer leader) is logged, not thrown.
+   */
+  private transferLeadership(replica: Replica, to: string): void {
+    try {
+      if (replica.raw.status().role === 'leader') replica.raw.transferLeader(to);
+    } catch (error) {
+      this.log.debug('leadership transfer refused', { to, error: (error as Error).message });
     }
   }
 
@@ -298,10 +323,11 @@ export class RaftlockServer implements ConnectionHost {
     const led = this.partitions.filter((p) => p.replica?.isLeader === true);
     for (const partition of led) {
       const replica = partition.replica!;
-      const candidates = replica.membership.voters.filter((v) => v !== this.config.nodeId && this.transport!.connected(v));
+      const status = replica.raw.status();
+      const candidates = replica.membership.voters.filter((v) => v !== this.config.nodeId && this.transport!.connected(v) && caughtUp(status, v));
       const preferred = this.preferredLeader(partition.index);
       const to = candidates.includes(preferred) ? preferred : candidates[0];
-      if (to !== undefined) replica.raw.transferLeader(to);
+      if (to !== undefined) this.transferLeadership(replica, to);
     }
     const deadline = monotonicMs() + SHUTDOWN_TRANSFER_MS;
     while (led.some((p) => p.replica!.isLeader) && monotonicMs() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -317,23 +343,50 @@ export class RaftlockServer implements ConnectionHost {
   private forward(partition: number, argv: string[], client: ClientState): Promise<string> | undefined {
     const leader = this.reachableLeader(partition);
     if (leader === this.config.nodeId) return undefined;
-    if (leader !== null) return this.forwardTo(leader, argv, client);
+    if (leader !== null) return this.forwardTo(leader, partition, argv, client);
     return this.leaderElected(partition).then((elected) => {
       if (elected === null) return '-TRYAGAIN no leader for this partition right now; retry\r\n';
-      if (elected !== this.config.nodeId) return this.forwardTo(elected, argv, client);
+      if (elected !== this.config.nodeId) return this.forwardTo(elected, partition, argv, client);
       return this.runHere(argv, client.proto, client);
     });
   }
 
-  private forwardTo(leader: string, argv: string[], client: ClientState): Promise<string> {
+  /**
+   * Sends argv to the leader of the partition and resolves with its reply.
+   * While waiting, the partition is watched: once this node sees another
+   * leader (or none it can reach), the old one may never answer (a link
+   * that black-holes bytes stays open), so the request is given up with
+   * -TRYAGAIN, saying the command may have run.
+   */
+  private forwardTo(leader: string, partition: number, argv: string[], client: ClientState): Promise<string> {
     const request = this.transport!.request(leader, argv, client.proto);
-    const cancel = (): void => request.cancel();
-    client.onClose.add(cancel);
-    const forget = (): void => {
-      client.onClose.delete(cancel);
-    };
-    request.reply.then(forget, forget);
-    return request.reply;
+    return new Promise<string>((resolve, reject) => {
+      const watched: Forwarded = {
+        partition,
+        leader,
+        abandon: () => {
+          cancel();
+          resolve(LEADER_MOVED_REPLY);
+        },
+      };
+      const finish = (): void => {
+        this.forwarded.delete(watched);
+        client.onClose.delete(cancel);
+      };
+      const cancel = (): void => {
+        finish();
+        request.cancel();
+      };
+      this.forwarded.add(watched);
+      client.onClose.add(cancel);
+      request.reply.then((reply) => {
+        finish();
+        resolve(reply);
+      }, (error: unknown) => {
+        finish();
+        reject(error as Error);
+      });
+    });
   }
 
   /** The partition's leader if this node can reach it now (a leader behind a broken link counts as none). */
@@ -404,7 +457,7 @@ export class RaftlockServer implements ConnectionHost {
       const leader = here ? this.config.nodeId : this.reachableLeader(p) ?? (await this.leaderElected(p));
       if (leader === null) return `TRYAGAIN partition ${p} has no leader right now; retry`;
       if (leader !== this.config.nodeId) {
-        const reply = await this.forwardTo(leader, ['CLUSTER', verb, change.node, 'PARTITION', String(p)], new ForwardedClient(2)).catch((e: Error) => `-${errorText(e)}\r\n`);
+        const reply = await this.forwardTo(leader, p, ['CLUSTER', verb, change.node, 'PARTITION', String(p)], new ForwardedClient(2)).catch((e: Error) => `-${errorText(e)}\r\n`);
         return reply.startsWith('+') ? null : reply.slice(1).trimEnd();
       }
       const voters = replica.membership.voters;
@@ -511,6 +564,19 @@ class Partition implements Replicator {
     if (this.replica === undefined) throw new Error(`partition ${this.index}: the replica is not open`);
     return this.replica;
   }
+}
+
+/** A forwarded command: given up (-TRYAGAIN) once its partition's leader is no longer the one it went to. */
+interface Forwarded {
+  readonly partition: number;
+  readonly leader: string;
+  abandon(): void;
+}
+
+/** Whether a leader's follower answers it (recently active) and has every committed entry: a good transferee. */
+function caughtUp(status: Status, node: string): boolean {
+  const progress = status.progress?.[node];
+  return progress !== undefined && progress.recentActive && progress.state === 'replicate' && progress.match >= status.commit;
 }
 
 /** An error as the text of a RESP error reply. */

@@ -11,6 +11,8 @@ import type { Entry } from '../../raft/types.js';
 import { encodeLockSnapshot } from '../../src/lock/snapshot.js';
 import { checkHistory } from './lin/checker.js';
 import { checkMutex } from './lin/mutex.js';
+import type { LockOp } from './lin/history.js';
+import { checkHolds, type HoldOp } from '../cluster/harness/holds.js';
 import { fnv1a } from './prng.js';
 import type { SimNode, Simulator } from './simulator.js';
 
@@ -164,6 +166,8 @@ export class Checks {
     const history = this.sim.clients.recorder.history();
     const mutex = checkMutex(history);
     if (!mutex.ok) this.sim.violation(`mutex/fencing:\n${mutex.explanation}`);
+    const holds = checkHolds(holdOps(history), { drift: this.sim.options.driftMax });
+    if (!holds.ok) this.sim.violation(`real-time mutual exclusion:\n${holds.violations.join('\n')}`);
     // EPHEMERAL ops are checked for mutual exclusion and fencing above, not
     // for linearizability: each leader serves them at its own log clock, which
     // a new leader starts at the last log time in its log, behind the instants
@@ -194,4 +198,33 @@ function dataKey(data: Uint8Array): string {
 
 function entryKey(entry: Entry): string {
   return `${entry.type}@t${entry.term}#${entry.type === 'normal' ? dataKey(entry.data) : fnv1a('')}`;
+}
+
+/**
+ * The history as the real-time hold checker sees it (sim time: no server
+ * clock), per durability. A grant answered at ret, asked at call, holds for
+ * sure until call + ttl x (1 - drift) however the leaders' log clocks ran;
+ * an unlock whose reply was lost may have released at its call. A second
+ * lock by the holder does not renew the lease (same token, same expiry).
+ */
+function holdOps(history: readonly LockOp[]): HoldOp[] {
+  const ops: HoldOp[] = [];
+  // A lock by the holder answers its token and leaves the expiry alone: only a
+  // token's first grant starts a hold (extends do lengthen it).
+  const granted = new Set<string>();
+  for (const op of [...history].sort((a, b) => a.call - b.call)) {
+    const input = op.input;
+    if (input.kind === 'get') continue;
+    const resource = `${input.durability} ${input.resource}`;
+    if (input.kind === 'unlock') {
+      ops.push({ client: op.client, owner: input.owner, resource, kind: 'unlock', ttlMs: 0, call: op.call, ret: op.ret ?? op.call, result: op.output === undefined ? true : (op.output as boolean) });
+      continue;
+    }
+    if (op.ret === undefined || typeof op.output !== 'bigint') continue;
+    const grant = `${resource}\u0000${input.owner}\u0000${op.output}`;
+    if (input.kind === 'lock' && granted.has(grant)) continue;
+    granted.add(grant);
+    ops.push({ client: op.client, owner: input.owner, resource, kind: input.kind, ttlMs: input.ttlMs, call: op.call, ret: op.ret, result: op.output });
+  }
+  return ops;
 }

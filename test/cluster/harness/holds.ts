@@ -6,8 +6,9 @@
  *   granted at some instant g in [call, ret] and holds until g + ttl on the
  *   server's clock, so its owner holds the lock for sure over the
  *   definite-hold window [ret, call + ttl * (1 - drift)], cut short by the
- *   call of the owner's next KUNLOCK. Windows of different owners of a
- *   resource must never overlap.
+ *   call of the owner's next KUNLOCK or KEXTEND (which sets a new expiry,
+ *   possibly sooner; a successful KEXTEND opens its own window). Windows of
+ *   different owners of a resource must never overlap.
  * - Fencing: when one owner's grant returned before another owner's grant
  *   was called, the later token is larger; the same owner asking again while
  *   holding gets the same token.
@@ -49,14 +50,15 @@ export function holdWindows(ops: readonly HoldOp[], drift: number): Window[] {
   }
   const windows: Window[] = [];
   for (const [owner, list] of byOwner) {
-    const unlocks = list.filter((op) => op.kind === 'unlock').map((op) => op.call).sort((a, b) => a - b);
+    // An unlock ends the hold; an extend sets a new expiry, possibly sooner.
+    const cuts = list.filter((op) => op.kind !== 'lock').map((op) => op.call).sort((a, b) => a - b);
     for (const op of list) {
       if (op.kind === 'unlock' || typeof op.result !== 'bigint') continue;
       const start = op.ret;
       let end = op.call + op.ttlMs * (1 - drift);
-      // Any unlock the owner sent after this grant was sent may have ended the hold at its call.
-      for (const at of unlocks) {
-        if (at >= op.call && at < end) {
+      // Any unlock or extend the owner sent after this grant was sent may have ended its hold at its call.
+      for (const at of cuts) {
+        if (at > op.call && at < end) {
           end = at;
           break;
         }
