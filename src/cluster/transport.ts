@@ -290,6 +290,8 @@ export class PeerTransport {
       this.opts.logger.warn('peer message larger than a frame dropped', { peer: to, type: message.type, bytes: item.length });
       return this.drop('oversized', to);
     }
+    // Without a link the message is dropped, not kept for a later one (see release()).
+    if (peer.link === null) return this.drop('no link', to);
     if (peer.queueBytes + item.length > this.opts.queueBytesMax) return this.drop('queue full', to);
     this.enqueue(peer, { bytes: item, item: true });
     return true;
@@ -529,11 +531,13 @@ export class PeerTransport {
     peer.link = null;
     peer.writing = false;
     if (!this.closed) this.opts.logger.info('peer disconnected', { peer: peer.id, remote: conn.remote });
-    const linkBound = peer.queue.filter((q) => !q.item);
-    if (linkBound.length > 0) {
-      peer.queue = peer.queue.filter((q) => q.item);
-      for (const q of linkBound) peer.queueBytes -= q.bytes.length;
-    }
+    // Everything queued was meant for the process at the other end of this
+    // link, Raft messages included: a restarted peer (perhaps with an empty
+    // disk, rejoining) must not get heartbeats that speak of the log its
+    // predecessor had. Raft resends what matters.
+    this.counters.dropped += peer.queue.filter((q) => q.item).length;
+    peer.queue = [];
+    peer.queueBytes = 0;
     const requests = [...conn.requests.values()];
     conn.requests.clear();
     for (const p of requests) p.reject(new PeerUnavailableError(peer.id, p.queued === null, 'the link closed'));

@@ -251,6 +251,7 @@ t.test('a node whose data dir is lost rejoins as a new member (CLUSTER FORGET, t
   t.teardown(() => n3.close());
   const deadline = Date.now() + 20_000;
   for (;;) {
+    if (cluster.node('n3').child === null) t.fail(`n3 exited:\n${cluster.node('n3').log.slice(-15).join('\n')}`);
     const info = await raftInfo(cluster.node('n3').port);
     const n1View = await raftInfo(cluster.node('n1').port);
     if (info.every((p, i) => p.leader !== '' && p.leader === n1View[i]!.leader) || Date.now() > deadline) break;

@@ -14,9 +14,11 @@ t.test('good histories pass', async (t) => {
   t.same(checkHolds(ok, { drift: 0.01 }), { ok: true, violations: [], windows: 2 });
   // b's grant overlaps a's lease only in the uncertain part (a's grant may have come at call time 0).
   t.ok(checkHolds([lock('a', 0, 30, 0n), lock('b', 101, 105, 1n)], { drift: 0 }).ok, 'expiry measured from the call');
-  // extend moves the window on.
+  // An extend sets a new expiry, possibly sooner than the old one: the grant's window ends at its call.
   const windows = holdWindows([lock('a', 0, 5, 0n), extend('a', 80, 85, 0n)], 0);
-  t.same(windows.map((w) => [w.start, w.end]), [[5, 100], [85, 180]]);
+  t.same(windows.map((w) => [w.start, w.end]), [[5, 80], [85, 180]]);
+  const shorter = holdWindows([lock('a', 0, 5, 0n), extend('a', 20, 25, 0n, 10)], 0);
+  t.same(shorter.map((w) => [w.start, w.end]), [[5, 20], [25, 30]], 'a shorter extend ends the hold sooner');
 });
 
 t.test('double grants and backwards tokens are caught', async (t) => {
