@@ -12,6 +12,7 @@ import { agreedLeadership, changedPartitions, partitionTags, waitForLeadership, 
 import { closedLoop, errorCount, medianLatency, openLoop, raftlockLockTarget, randomKey, type LatencySummary, type LockTarget, type OpenLoopResult } from './lib/load.js';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT } from './lib/proc.js';
 import { runRedisBenchmark } from './lib/redis-benchmark.js';
+import { cpuMeter, exitedChildrenCpuSeconds } from './lib/cpu.js';
 import { commandOutput, machineFacts, writeSection } from './lib/report.js';
 import { callOnce, ReplyError } from './lib/resp-client.js';
 import { median } from './lib/stats.js';
@@ -53,12 +54,15 @@ interface Run {
   p99Ms: number;
   /** Why this run is left out of the medians (errors, a leader change), or null. */
   excluded: string | null;
-  /** etcd only: CPU cores the Node.js etcd client used. */
-  generatorCores?: number;
+  /** Cores the three server processes used during the run (1.0 = one core busy). */
+  serverCores: number;
+  /** Cores the load generator used: redis-benchmark, or the Node.js etcd client. */
+  generatorCores: number;
 }
 
 interface LatencyRun {
   result: OpenLoopResult;
+  serverCores: number;
   excluded: string | null;
 }
 
@@ -142,16 +146,20 @@ async function afterRaftlockRun(ctx: Context, before: Leadership, error: string 
   return null;
 }
 
+const raftlockPids = (ctx: Context): (number | undefined)[] => ctx.cluster.nodes.map((n) => n.child?.pid);
+
 async function throughputRun(ctx: Context, workload: Workload, run: number): Promise<Run> {
   const prefix = `t${run}${workload[0]!.toLowerCase()}:`;
   if (workload === 'etcd') {
     const target = await etcdLockTarget({ endpoint: ctx.etcd.endpoints[0]!, clients: CLIENTS, ttlSeconds: TTL_MS / 1000, owner: OWNER });
     try {
+      const meter = cpuMeter(() => ctx.etcd.pids());
       const result = await closedLoop(target, { concurrency: CLIENTS * PIPELINE, requests: ctx.options.requests, key: () => randomKey(prefix, KEYSPACE) });
+      const serverCores = meter.stop();
       ctx.etcd.assertAlive();
       const errors = errorCount(result.errors);
       return {
-        rps: result.rps, p50Ms: result.latency.p50Ms, p99Ms: result.latency.p99Ms, generatorCores: result.generatorCores,
+        rps: result.rps, p50Ms: result.latency.p50Ms, p99Ms: result.latency.p99Ms, serverCores, generatorCores: result.generatorCores,
         excluded: errors > 0 ? `${errors} errors, e.g. ${[...result.errors.keys()][0]}` : null,
       };
     } finally {
@@ -160,8 +168,13 @@ async function throughputRun(ctx: Context, workload: Workload, run: number): Pro
   }
   const before = await beforeRaftlockRun(ctx, workload);
   const args = redisBenchmarkArgs(ctx.cluster.node(TARGET_NODE).port, workload, prefix, ctx.options);
+  const meter = cpuMeter(() => raftlockPids(ctx));
+  const childrenBefore = exitedChildrenCpuSeconds();
+  const startedAt = performance.now();
   const sample = await runRedisBenchmark(args, Math.max(120_000, ctx.options.requests * 2));
-  return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, excluded: await afterRaftlockRun(ctx, before, sample.error) };
+  const serverCores = meter.stop();
+  const generatorCores = (exitedChildrenCpuSeconds() - childrenBefore) / ((performance.now() - startedAt) / 1000);
+  return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, serverCores, generatorCores, excluded: await afterRaftlockRun(ctx, before, sample.error) };
 }
 
 type Samples = Record<Workload, Run[]>;
@@ -173,7 +186,7 @@ async function measureThroughput(ctx: Context): Promise<Samples> {
     for (const workload of order) {
       const result = await throughputRun(ctx, workload, run);
       samples[workload].push(result);
-      const cores = result.generatorCores === undefined ? '' : `  (etcd client used ${result.generatorCores.toFixed(2)} cores)`;
+      const cores = `  cores: servers ${result.serverCores.toFixed(2)}, generator ${result.generatorCores.toFixed(2)}`;
       console.log(`throughput run ${run}/${ctx.options.runs}  ${LABEL[workload].padEnd(34)} ${fmtInt(result.rps).padStart(9)} rps  p50 ${result.p50Ms.toFixed(2)} ms${cores}${result.excluded === null ? '' : `  EXCLUDED: ${result.excluded}`}`);
     }
   }
@@ -199,7 +212,9 @@ async function latencyRun(ctx: Context, workload: Workload, rate: number, run: n
     target = await raftlockLockTarget({ port: ctx.cluster.node(TARGET_NODE).port, connections: CLIENTS, owner: OWNER, ttlMs: TTL_MS, mode: workload });
   }
   try {
+    const meter = cpuMeter(() => (workload === 'etcd' ? ctx.etcd.pids() : raftlockPids(ctx)));
     const result = await openLoop(target, load);
+    const serverCores = meter.stop();
     const errors = errorCount(result.errors);
     const firstError = errors > 0 ? [...result.errors.keys()][0]! : null;
     let excluded: string | null;
@@ -209,7 +224,7 @@ async function latencyRun(ctx: Context, workload: Workload, rate: number, run: n
       excluded = firstError === null ? null : `${errors} errors, e.g. ${firstError}`;
     }
     if (excluded === null && result.unanswered > 0) excluded = `${result.unanswered} requests unanswered`;
-    return { result, excluded };
+    return { result, serverCores, excluded };
   } finally {
     await target.close();
   }
@@ -227,7 +242,7 @@ async function measureLatency(ctx: Context, peaks: Record<Workload, number>): Pr
       const l = r.result.latency;
       console.log(
         `latency run ${run}/${ctx.options.latencyRuns}  ${LABEL[workload].padEnd(34)} at ${fmtInt(rate)}/s (sent ${fmtInt(r.result.sentRate)}/s): ` +
-          `p50 ${l.p50Ms.toFixed(2)} ms  p99 ${l.p99Ms.toFixed(2)} ms  max ${l.maxMs.toFixed(1)} ms  generator ${r.result.generatorCores.toFixed(2)} cores` +
+          `p50 ${l.p50Ms.toFixed(2)} ms  p99 ${l.p99Ms.toFixed(2)} ms  max ${l.maxMs.toFixed(1)} ms  cores: servers ${r.serverCores.toFixed(2)}, generator ${r.result.generatorCores.toFixed(2)}` +
           (r.excluded === null ? '' : `  EXCLUDED: ${r.excluded}`),
       );
     }
@@ -238,6 +253,7 @@ async function measureLatency(ctx: Context, peaks: Record<Workload, number>): Pr
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 const fmtRatio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
+const fmtCores = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 const verdict = (met: boolean | null): string => (met === null ? 'n/a' : met ? 'met' : 'missed');
 
 interface Summary {
@@ -245,6 +261,9 @@ interface Summary {
   peaks: Record<Workload, number>;
   latency: Record<Workload, LatencyRun[]>;
 }
+
+const THROUGHPUT_HEADER = '| workload | requests/s | p50 ms | p99 ms | vs etcd | server cores | generator cores | runs counted | targets (issue) |';
+const LATENCY_HEADER = '| workload | rate asked/s | sent/s | p50 ms | p99 ms | p99.9 ms | max ms | lag ms | server cores | generator cores | runs counted |';
 
 function throughputRows(s: Summary): string[] {
   return WORKLOADS.map((w) => {
@@ -255,17 +274,20 @@ function throughputRows(s: Summary): string[] {
       : `≥ ${fmtInt(rpsTarget!)} rps: ${verdict(Number.isFinite(s.peaks[w]) ? s.peaks[w] >= rpsTarget! : null)}; ` +
         `≥ ${TARGET_RATIO}× etcd: ${verdict(Number.isFinite(ratio) ? ratio >= TARGET_RATIO : null)}`;
     return `| ${LABEL[w]} | ${fmtInt(s.peaks[w])} | ${fmtMs(median(runs.map((r) => r.p50Ms)))} | ${fmtMs(median(runs.map((r) => r.p99Ms)))} | ` +
-      `${w === 'etcd' ? '1×' : fmtRatio(ratio)} | ${runs.length}/${s.samples[w].length} | ${targets} |`;
+      `${w === 'etcd' ? '1×' : fmtRatio(ratio)} | ${fmtCores(median(runs.map((r) => r.serverCores)))} | ${fmtCores(median(runs.map((r) => r.generatorCores)))} | ` +
+      `${runs.length}/${s.samples[w].length} | ${targets} |`;
   });
 }
 
 function latencyRows(s: Summary): string[] {
   return WORKLOADS.filter((w) => s.latency[w].length > 0).map((w) => {
     const all = s.latency[w];
-    const good = all.filter((r) => r.excluded === null).map((r) => r.result);
+    const counting = all.filter((r) => r.excluded === null);
+    const good = counting.map((r) => r.result);
     const l: LatencySummary = medianLatency(good.map((r) => r.latency));
     return `| ${LABEL[w]} | ${fmtInt(all[0]!.result.targetRate)} | ${fmtInt(median(good.map((r) => r.sentRate)))} | ${fmtMs(l.p50Ms)} | ${fmtMs(l.p99Ms)} | ` +
-      `${fmtMs(l.p999Ms)} | ${fmtMs(l.maxMs)} | ${fmtMs(median(good.map((r) => r.scheduleLagMaxMs)))} | ${median(good.map((r) => r.generatorCores)).toFixed(2)} | ${good.length}/${all.length} |`;
+      `${fmtMs(l.p999Ms)} | ${fmtMs(l.maxMs)} | ${fmtMs(median(good.map((r) => r.scheduleLagMaxMs)))} | ${fmtCores(median(counting.map((r) => r.serverCores)))} | ` +
+      `${fmtCores(median(good.map((r) => r.generatorCores)))} | ${good.length}/${all.length} |`;
   });
 }
 
@@ -285,7 +307,6 @@ function exclusionNotes(s: Summary): string[] {
 
 function resultsMarkdown(s: Summary, options: Options, invocation: string): string {
   const cmd = (mode: 'PERSISTENT' | 'EPHEMERAL'): string => `redis-benchmark ${redisBenchmarkArgs(0, mode, 't1' + mode[0]!.toLowerCase() + ':', options).join(' ').replace('-p 0', '-p P')}`;
-  const etcdCores = median(counted(s.samples.etcd).map((r) => r.generatorCores ?? NaN));
   return [
     '## 3-node cluster: throughput through one node, etcd 3.4 as the baseline, latency at half the peak',
     '',
@@ -315,8 +336,12 @@ function resultsMarkdown(s: Summary, options: Options, invocation: string): stri
       'otherwise defaults: heartbeat 100 ms, election 1000 ms, WAL fsync per batch). The load is one transaction per lock request, ' +
       '`Txn(If(createRevision(key) = 0), Then(Put(key, "o", lease)), Else(Range(key)))`, sent by the `etcd3` npm client (pinned in package.json, on @grpc/grpc-js) ' +
       `from ${CLIENTS} clients, each on its own gRPC connection to the first member, with its own ${TTL_MS / 1000} s lease (kept alive, revoked after the run); ` +
-      `${CLIENTS * PIPELINE} requests in flight, spread round-robin over the clients — the counterpart of redis-benchmark's ${CLIENTS} connections × ${PIPELINE} pipelined. ` +
-      `The etcd client is Node.js and needs CPU on the same cores: it used ${Number.isFinite(etcdCores) ? etcdCores.toFixed(2) : 'n/a'} cores (median), redis-benchmark far less.`,
+      `${CLIENTS * PIPELINE} requests in flight, spread round-robin over the clients — the counterpart of redis-benchmark's ${CLIENTS} connections × ${PIPELINE} pipelined.`,
+    '',
+    '"server cores" is the CPU time the three server processes used per second of the run (from /proc; 2.00 would be both cores busy), ' +
+      '"generator cores" the same for the load generator (redis-benchmark, or the Node.js etcd client, which is much heavier per request). ' +
+      'When servers and generator together stay well below the core count, the system is bound by something else (fsync latency, batching, ' +
+      'or the other processes on the machine), not by CPU.',
     '',
     `Each workload is measured ${options.runs} time${options.runs === 1 ? '' : 's'} with ${fmtInt(options.requests)} requests; the order of the three flips every run. ` +
       `Keys are drawn at random from ${fmtInt(KEYSPACE)} per run, under a prefix of their own per run and workload (\`t1p:\`, \`t1e:\`, ...), so every ` +
@@ -336,8 +361,8 @@ function resultsMarkdown(s: Summary, options: Options, invocation: string): stri
     '',
     '### Throughput (medians)',
     '',
-    '| workload | requests/s | p50 ms | p99 ms | vs etcd | runs counted | targets (issue) |',
-    '|---|---:|---:|---:|---:|---:|---|',
+    THROUGHPUT_HEADER,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
     ...throughputRows(s),
     '',
     'p50 and p99 here are under saturation (closed loop, 800 in flight); the open-loop numbers below are the latency a client sees at a sustainable load.',
@@ -354,8 +379,8 @@ function resultsMarkdown(s: Summary, options: Options, invocation: string): stri
       '"sent/s" is the rate the generator achieved and "lag" how far it fell behind its schedule at worst: a large lag means the generator itself ' +
       'could not keep up on the shared cores. Quantiles are medians over the runs.',
     '',
-    '| workload | rate asked/s | sent/s | p50 ms | p99 ms | p99.9 ms | max ms | lag ms | generator cores | runs counted |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    LATENCY_HEADER,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...latencyRows(s),
     '',
     ...exclusionNotes(s),
@@ -398,8 +423,7 @@ async function main(): Promise<void> {
   } finally {
     await closeAll();
   }
-  console.log(['', '| workload | requests/s | p50 ms | p99 ms | vs etcd | runs counted | targets (issue) |', ...throughputRows(summary), '',
-    '| workload | rate asked/s | sent/s | p50 ms | p99 ms | p99.9 ms | max ms | lag ms | generator cores | runs counted |', ...latencyRows(summary)].join('\n'));
+  console.log(['', THROUGHPUT_HEADER, ...throughputRows(summary), '', LATENCY_HEADER, ...latencyRows(summary)].join('\n'));
   writeSection(options.out, { name: 'cluster', title: '# raftlock cluster benchmarks', markdown: resultsMarkdown(summary, options, invocation), order: ['cluster', 'failover'] });
   console.log(`wrote the cluster section of ${relative(process.cwd(), options.out) || options.out}`);
 }

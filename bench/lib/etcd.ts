@@ -130,6 +130,11 @@ export class EtcdCluster {
     }
   }
 
+  /** The members' process ids. */
+  pids(): (number | undefined)[] {
+    return this.members.map((m) => m.child.pid);
+  }
+
   /** Throws with its log if a member has exited. */
   assertAlive(): void {
     for (const m of this.members) {

@@ -1,5 +1,6 @@
 // Partition leadership as the nodes report it (INFO raft), for the cluster benchmarks: who leads
-// which partition, whether every running node agrees, and whether leadership is spread evenly.
+// which partition, whether every running node agrees, whether leadership is spread evenly; and a
+// hash tag per partition, so that a benchmark can address each partition on purpose.
 import type { ProcessCluster } from './cluster.js';
 import { callOnce, ReplyError } from './resp-client.js';
 import { keySlot, partitionOfKey } from '../../src/cluster/slots.js';

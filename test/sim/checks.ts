@@ -205,13 +205,17 @@ function entryKey(entry: Entry): string {
  * clock), per durability. A grant answered at ret, asked at call, holds for
  * sure until call + ttl x (1 - drift) however the leaders' log clocks ran;
  * an unlock whose reply was lost may have released at its call. A second
- * lock by the holder does not renew the lease (same token, same expiry).
+ * lock by the holder does not renew the lease (same token, same expiry), nor
+ * does one that may repeat a lock whose reply was lost.
  */
 function holdOps(history: readonly LockOp[]): HoldOp[] {
   const ops: HoldOp[] = [];
   // A lock by the holder answers its token and leaves the expiry alone: only a
   // token's first grant starts a hold (extends do lengthen it).
   const granted = new Set<string>();
+  // A lock whose reply was lost may have granted the token a later lock of the
+  // same owner only repeats: such later replies start no window.
+  const lostLock = new Set<string>();
   for (const op of [...history].sort((a, b) => a.call - b.call)) {
     const input = op.input;
     if (input.kind === 'get') continue;
@@ -220,9 +224,11 @@ function holdOps(history: readonly LockOp[]): HoldOp[] {
       ops.push({ client: op.client, owner: input.owner, resource, kind: 'unlock', ttlMs: 0, call: op.call, ret: op.ret ?? op.call, result: op.output === undefined ? true : (op.output as boolean) });
       continue;
     }
+    const holder = `${resource}\u0000${input.owner}`;
+    if (op.ret === undefined && input.kind === 'lock') lostLock.add(holder);
     if (op.ret === undefined || typeof op.output !== 'bigint') continue;
-    const grant = `${resource}\u0000${input.owner}\u0000${op.output}`;
-    if (input.kind === 'lock' && granted.has(grant)) continue;
+    const grant = `${holder}\u0000${op.output}`;
+    if (input.kind === 'lock' && (granted.has(grant) || lostLock.has(holder))) continue;
     granted.add(grant);
     ops.push({ client: op.client, owner: input.owner, resource, kind: input.kind, ttlMs: input.ttlMs, call: op.call, ret: op.ret, result: op.output });
   }

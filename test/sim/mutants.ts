@@ -63,10 +63,6 @@ const MUTANTS: Mutant[] = [
     edits: [{ file: 'src/cluster/replica.ts', find: 'if (this.failed !== null || !this.isLeader || !this.raw.leaseValid() || this.applied < this.raw.committedIndex()) return undefined;', replace: 'if (this.failed !== null || !this.isLeader) return undefined;' }],
   },
   {
-    name: "start a new leader's log clock at the largest stamp it ever saw (not its log's)",
-    edits: [{ file: 'src/cluster/replica.ts', find: '      this.lastLogTimeMs = this.logTimeOfLog(unstable);\n', replace: '' }],
-  },
-  {
     name: 'grant EPHEMERAL locks right after a leader change (no lock-delay)',
     edits: [{ file: 'src/cluster/replica.ts', find: 'if (nowMs < this.inheritedHorizonMs) throw new LockDelayError(this.inheritedHorizonMs - nowMs);', replace: '' }],
   },

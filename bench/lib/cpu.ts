@@ -1,0 +1,40 @@
+// CPU time of other processes (Linux /proc), to show how the shared cores were spent in a run.
+import { readFileSync } from 'node:fs';
+
+const TICKS_PER_SECOND = 100;
+
+/** User + system CPU seconds a process has used so far; NaN if it cannot be read (gone, not Linux). */
+export function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after "pid (comm) ": state is the 1st, utime the 12th, stime the 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Measures the cores a set of processes used between start and stop (1.0 = one core busy). */
+export function cpuMeter(pids: () => (number | undefined)[]): { stop(): number } {
+  const ids = pids();
+  const before = ids.map(processCpuSeconds);
+  const startedAt = performance.now();
+  return {
+    stop() {
+      const seconds = (performance.now() - startedAt) / 1000;
+      const used = ids.reduce((sum: number, pid, i) => sum + processCpuSeconds(pid) - before[i]!, 0);
+      return used / seconds;
+    },
+  };
+}
+
+/** CPU seconds used by this process's children that have exited and been waited for (redis-benchmark runs). */
+export function exitedChildrenCpuSeconds(): number {
+  try {
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
