@@ -287,7 +287,7 @@ function resultsMarkdown(reports: KillReport[], options: Options, invocation: st
     '',
     ...machineFacts([]),
     '',
-    'The three nodes and the load generator share these cores. Raft ticks every 100 ms; a follower starts an election after 10–20 ticks ' +
+    'The three nodes and the load generator share these cores. With the default --election-timeout-ms of 500, Raft ticks every 50 ms and a follower starts an election after 10–20 ticks (0.5–1 s) ' +
       'without hearing from its leader (randomized), with PreVote and CheckQuorum, so most of a failover is that timeout.',
     '',
     '### Method',
