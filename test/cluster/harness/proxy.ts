@@ -12,6 +12,7 @@
  * client that connected to the proxy towards the target).
  */
 import net from 'node:net';
+import { ProcessCluster, type ClusterOptions } from '../../../bench/lib/cluster.js';
 
 export type ProxyMode = 'pass' | 'reset' | 'blackhole';
 export type Direction = 'forward' | 'backward';
@@ -133,4 +134,22 @@ export class FaultProxy {
     link.client.destroy();
     link.upstream.destroy();
   }
+}
+
+/**
+ * A cluster of real node processes whose every peer link runs through a
+ * FaultProxy, keyed `from|to` (the dialing node first: the smaller id).
+ */
+export async function proxiedCluster(options: Omit<ClusterOptions, 'link'>): Promise<{ cluster: ProcessCluster; proxies: Map<string, FaultProxy> }> {
+  const proxies = new Map<string, FaultProxy>();
+  const cluster = await ProcessCluster.start({
+    ...options,
+    link: async (from, to, target) => {
+      if (!(from < to)) return target;
+      const proxy = await FaultProxy.start(target);
+      proxies.set(`${from}|${to}`, proxy);
+      return { host: '127.0.0.1', port: proxy.port };
+    },
+  });
+  return { cluster, proxies };
 }

@@ -15,21 +15,11 @@
  * while a client keeps writing to partition 1 through X, then continued.
  * Fixed in 4e938ef (a stale role no longer crashes the balancer); this script stays as a regression check.
  */
-import { ProcessCluster } from '../../../bench/lib/cluster.js';
 import { partitionOfKey } from '../../../src/cluster/slots.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { FaultProxy } from '../harness/proxy.js';
+import { proxiedCluster } from '../harness/proxy.js';
 
-const proxies = new Map<string, FaultProxy>();
-const cluster = await ProcessCluster.start({
-  nodes: 3, partitions: 3,
-  link: async (from, to, target) => {
-    if (!(from < to)) return target;
-    const proxy = await FaultProxy.start(target);
-    proxies.set(`${from}|${to}`, proxy);
-    return { host: '127.0.0.1', port: proxy.port };
-  },
-});
+const { cluster, proxies } = await proxiedCluster({ nodes: 3, partitions: 3 });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function leaders(id: string): Promise<string[]> {

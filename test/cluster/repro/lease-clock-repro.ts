@@ -13,20 +13,10 @@
  * Fixed in 4e938ef (a new leader's log clock starts at the largest log time in its log); this script
  * now prints ok and stays as a regression check.
  */
-import { ProcessCluster } from '../../../bench/lib/cluster.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { FaultProxy } from '../harness/proxy.js';
+import { proxiedCluster } from '../harness/proxy.js';
 
-const proxies = new Map<string, FaultProxy>();
-const cluster = await ProcessCluster.start({
-  nodes: 3, partitions: 1,
-  link: async (from, to, target) => {
-    if (!(from < to)) return target;
-    const proxy = await FaultProxy.start(target);
-    proxies.set(`${from}|${to}`, proxy);
-    return { host: '127.0.0.1', port: proxy.port };
-  },
-});
+const { cluster, proxies } = await proxiedCluster({ nodes: 3, partitions: 1 });
 const PROBE_TTL_MS = 2 ** 31 - 1;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const port = (id: string): number => cluster.node(id).port;
