@@ -3,7 +3,7 @@
 // put-if-absent with a lease as one transaction, in the same run; then latency at half the peak
 // throughput with an open-loop generator. Writes the "cluster" section of bench/RESULTS-cluster.md.
 // Reproduce: npm run bench:cluster   (= npm run build && node dist/bench/cluster.js [--runs N] ...)
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ProcessCluster } from './lib/cluster.js';
@@ -16,6 +16,7 @@ import { cpuMeter, exitedChildrenCpuSeconds } from './lib/cpu.js';
 import { commandOutput, machineFacts, writeSection } from './lib/report.js';
 import { callOnce, ReplyError } from './lib/resp-client.js';
 import { median } from './lib/stats.js';
+import { positiveInt } from './lib/args.js';
 
 const NODES = 3;
 const CLIENTS = 50;
@@ -64,12 +65,6 @@ interface LatencyRun {
   result: OpenLoopResult;
   serverCores: number;
   excluded: string | null;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {

@@ -4,7 +4,7 @@
 // the first EPHEMERAL lock granted on a fresh resource, is measured. The node is restarted and the
 // leaders rebalanced before the next kill. Writes the "failover" section of bench/RESULTS-cluster.md.
 // Reproduce: npm run bench:failover   (= npm run build && node dist/bench/failover.js [--kills N] ...)
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ProcessCluster } from './lib/cluster.js';
@@ -13,6 +13,7 @@ import { RAFTLOCK_MAIN, REPO_ROOT } from './lib/proc.js';
 import { machineFacts, writeSection } from './lib/report.js';
 import { RespClient, ReplyError, type Reply } from './lib/resp-client.js';
 import { median, quantile } from './lib/stats.js';
+import { positiveInt } from './lib/args.js';
 
 const NODES = 3;
 const OWNER = 'fo';
@@ -33,12 +34,6 @@ interface Options {
   recoveryTimeoutMs: number;
   out: string;
   quick: boolean;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {

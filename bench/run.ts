@@ -1,11 +1,12 @@
 // End-to-end benchmark: redis-benchmark with identical parameters against raftlock and redis-server
 // (Debian) in the same run, interleaved so that machine noise hits both. Writes bench/RESULTS.md.
 // Reproduce: npm run bench   (= npm run build && node dist/bench/run.js [--runs N] [--requests N])
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, runCommand, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
+import { positiveInt } from './lib/args.js';
 
 /**
  * 'redis' is redis-server in memory (no persistence); 'redis-fsync' is
@@ -77,12 +78,6 @@ interface Sample {
 type Samples = Map<string, Sample[]>;
 
 const sampleKey = (label: string, pipeline: number, server: ServerName): string => `${label}|${pipeline}|${server}`;
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 function parseOptions(argv: string[]): Options {
   const program = new Command()
