@@ -5,6 +5,9 @@ import { ProcessCluster } from '../../bench/lib/cluster.js';
 import { rmSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
 
+// Real clusters of node processes: slower than tap's default per-file limit on a loaded machine.
+t.setTimeout(300_000);
+
 /** Per partition: role, term and leader, as one node's INFO raft reports them. */
 async function raftInfo(port: number): Promise<{ role: string; term: number; leader: string }[]> {
   const c = await RawClient.connect(port);
