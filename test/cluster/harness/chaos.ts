@@ -913,10 +913,19 @@ class ChaosRun {
       await sleep(lock.status === 'refused' ? c.rng.int(10, 100) : c.rng.int(100, 400));
       return;
     }
-    const token = lock.output;
+    let token = lock.output;
     let heldUntil = lock.call + ttlMs;
     this.fencedWrite({ durability, resource, owner, token, heldUntil });
-    if (c.rng.chance(0.1)) await this.lockOp(c, { kind: 'lock', resource, durability, owner, ttlMs: this.ttl(c) }, { relock: true });
+    if (c.rng.chance(0.1)) {
+      const relockTtlMs = this.ttl(c);
+      const relock = await this.lockOp(c, { kind: 'lock', resource, durability, owner, ttlMs: relockTtlMs }, { relock: true });
+      // Another token means the lease had run out and this is a new grant (with its own lease):
+      // from now on the owner writes with it. The same token leaves the lease as it was.
+      if (relock !== null && typeof relock.output === 'bigint' && relock.output !== token) {
+        token = relock.output;
+        heldUntil = relock.call + relockTtlMs;
+      }
+    }
     const extensions = c.rng.int(0, 2);
     for (let i = 0; i < extensions && !this.workloadStopping; i++) {
       // Up to past the lease: the extend then races the expiry, and the write may be stale.
@@ -925,8 +934,9 @@ class ChaosRun {
       ttlMs = this.ttl(c);
       const ext = await this.lockOp(c, { kind: 'extend', resource, durability, owner, ttlMs });
       if (ext === null || typeof ext.output !== 'bigint') break;
+      token = ext.output;
       heldUntil = ext.call + ttlMs;
-      this.fencedWrite({ durability, resource, owner, token: ext.output, heldUntil });
+      this.fencedWrite({ durability, resource, owner, token, heldUntil });
     }
     await sleep(c.rng.int(0, 50));
     if (c.rng.chance(0.85)) await this.lockOp(c, { kind: 'unlock', resource, durability, owner });
