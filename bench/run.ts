@@ -2,11 +2,11 @@
 // (Debian) in the same run, interleaved so that machine noise hits both. Writes bench/RESULTS.md.
 // Reproduce: npm run bench   (= npm run build && node dist/bench/run.js [--runs N] [--requests N])
 import { Command } from 'commander';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, runCommand, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
 import { positiveInt } from './lib/args.js';
+import { commandOutput, machineFacts } from './lib/report.js';
 
 /**
  * 'redis' is redis-server in memory (no persistence); 'redis-fsync' is
@@ -240,30 +240,6 @@ function printTable(rows: Row[]): void {
   console.table(table);
 }
 
-function commandOutput(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machineFacts(): string[] {
-  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
-  const cpuModel = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
-  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
-  const commit = commandOutput('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']);
-  const dirty = commandOutput('git', ['-C', REPO_ROOT, 'status', '--porcelain']) === '' ? '' : ' (with uncommitted changes)';
-  return [
-    `- CPUs (\`nproc\`): ${commandOutput('nproc', [])}`,
-    `- CPU model: ${cpuModel}`,
-    `- Node.js: ${process.version}`,
-    `- redis-server: ${commandOutput('redis-server', ['--version'])}`,
-    `- redis-benchmark: ${commandOutput('redis-benchmark', ['--version'])}`,
-    `- raftlock: ${pkg.version}, commit ${commit}${dirty}`,
-  ];
-}
-
 function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invocation: string): string {
   const lines = [
     '# raftlock vs redis-server: redis-benchmark results',
@@ -272,7 +248,10 @@ function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invoca
     '',
     '## Machine',
     '',
-    ...machineFacts(),
+    ...machineFacts([
+      { name: 'redis-server', version: commandOutput('redis-server', ['--version']) },
+      { name: 'redis-benchmark', version: commandOutput('redis-benchmark', ['--version']) },
+    ]),
     '',
     '## Method',
     '',

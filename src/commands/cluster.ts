@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { defineCommand, type CommandContext, type CommandSpec } from './spec.js';
 import { helpCommand } from './help.js';
 import { SLOT_COUNT, keySlot, slotRange } from '../cluster/slots.js';
+import { partitionLeaders } from './partition.js';
 
 /** The node's id in Redis Cluster's form (40 hex chars), derived from its node id. */
 export function clusterNodeId(nodeId: string): string {
@@ -68,25 +69,20 @@ const subcommands: CommandSpec[] = [
     summary: 'Returns the cluster state in Redis CLUSTER INFO form.',
     arity: { min: 2, max: 2 },
     handler(ctx) {
-      const partitions = ctx.server.services.length;
-      const cluster = ctx.server.cluster;
+      const leaders = partitionLeaders(ctx);
+      const partitions = leaders.length;
       let slotsOk = SLOT_COUNT;
-      let led = 0;
-      for (let p = 0; p < partitions; p++) {
-        if (cluster === undefined || cluster.leaderOf(p) !== null) continue;
+      leaders.forEach((leader, p) => {
+        if (leader !== null) return;
         const { first, last } = slotRange(p, partitions);
         slotsOk -= last - first + 1;
-      }
-      const leaders = new Set<string>();
-      for (let p = 0; p < partitions; p++) {
-        const leader = cluster === undefined ? ctx.server.config.nodeId : cluster.leaderOf(p);
-        if (leader !== null) leaders.add(leader);
-        if (leader === ctx.server.config.nodeId) led += 1;
-      }
+      });
+      const led = leaders.filter((l) => l === ctx.server.config.nodeId).length;
+      const masters = new Set(leaders.filter((l) => l !== null));
       const lines = [
         `cluster_state:${slotsOk === SLOT_COUNT ? 'ok' : 'fail'}`, `cluster_slots_assigned:${SLOT_COUNT}`, `cluster_slots_ok:${slotsOk}`,
-        'cluster_slots_pfail:0', `cluster_slots_fail:${SLOT_COUNT - slotsOk}`, `cluster_known_nodes:${cluster?.nodes().length ?? 1}`,
-        `cluster_size:${leaders.size}`, 'cluster_current_epoch:0', 'cluster_my_epoch:0',
+        'cluster_slots_pfail:0', `cluster_slots_fail:${SLOT_COUNT - slotsOk}`, `cluster_known_nodes:${ctx.server.cluster?.nodes().length ?? 1}`,
+        `cluster_size:${masters.size}`, 'cluster_current_epoch:0', 'cluster_my_epoch:0',
         `cluster_partitions:${partitions}`, `cluster_partitions_led_here:${led}`,
       ];
       ctx.reply.bulk(lines.join('\r\n') + '\r\n');

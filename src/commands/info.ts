@@ -1,6 +1,7 @@
 import { defineCommand, type CommandContext } from './spec.js';
 import { REDIS_COMPAT_VERSION, RAFTLOCK_VERSION } from './version.js';
 import type { LockService } from '../lock/service.js';
+import { partitionLeaders } from './partition.js';
 
 type Section = (ctx: CommandContext) => [string, string | number][];
 
@@ -80,15 +81,13 @@ const sections: Record<string, Section> = {
     ];
   },
   cluster: (ctx) => {
-    const cluster = ctx.server.cluster;
     const self = ctx.server.config.nodeId;
-    const partitions = ctx.server.services.length;
-    const leaders = Array.from({ length: partitions }, (_, p) => (cluster === undefined ? self : cluster.leaderOf(p)));
+    const leaders = partitionLeaders(ctx);
     return [
       ['cluster_enabled', 1],
       ['cluster_node', self],
-      ['cluster_known_nodes', cluster?.nodes().length ?? 1],
-      ['cluster_partitions', partitions],
+      ['cluster_known_nodes', ctx.server.cluster?.nodes().length ?? 1],
+      ['cluster_partitions', leaders.length],
       ['cluster_partitions_led', leaders.filter((l) => l === self).length],
       ['cluster_partitions_without_leader', leaders.filter((l) => l === null).length],
       ...leaders.map((leader, p): [string, string] => [`partition${p}`, `leader=${leader ?? ''}`]),

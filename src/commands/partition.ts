@@ -16,15 +16,21 @@ export function serviceForKeys(ctx: CommandContext, keys: readonly string[]): Lo
   return ctx.server.services[partition]!;
 }
 
+/** Each partition's leader (null while it has none); on a single node, this node leads them all. */
+export function partitionLeaders(ctx: CommandContext): (string | null)[] {
+  const cluster = ctx.server.cluster;
+  const self = ctx.server.config.nodeId;
+  return ctx.server.services.map((_, p) => (cluster === undefined ? self : cluster.leaderOf(p)));
+}
+
 /**
  * The sum of one number from every partition (some may need the log first);
  * in a cluster, from the partitions this node leads, as a Redis Cluster node
  * counts the keys of the slots it serves.
  */
 export function sumOverPartitions(ctx: CommandContext, each: (service: LockService) => Maybe<number>): Maybe<number> {
-  const cluster = ctx.server.cluster;
-  const self = ctx.server.config.nodeId;
-  const served = cluster === undefined ? ctx.server.services : ctx.server.services.filter((_, p) => cluster.leaderOf(p) === self);
+  const leaders = partitionLeaders(ctx);
+  const served = ctx.server.services.filter((_, p) => leaders[p] === ctx.server.config.nodeId);
   const values = served.map(each);
   if (values.every((v) => typeof v === 'number')) return (values as number[]).reduce((a, b) => a + b, 0);
   return Promise.all(values).then((all) => all.reduce((a, b) => a + b, 0));

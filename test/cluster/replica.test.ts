@@ -5,6 +5,7 @@ import { MemoryFs, Wal } from '../../src/storage/index.js';
 import type { Message } from '../../raft/types.js';
 import { mulberry32 } from '../helpers/random.js';
 import { waitFor } from '../helpers/wait.js';
+import { ReplicaNet } from './harness/replica-net.js';
 
 
 async function openReplica(fs: MemoryFs, id: string, voters: string[], clock: () => number, send: (m: Message[]) => void) {
@@ -116,19 +117,9 @@ t.test('a follower answers nothing without the log', async (t) => {
 t.test('EPHEMERAL access: leases reach only as far as the committed horizon; a new leader waits out the inherited one', async (t) => {
   const fs = new MemoryFs();
   const ids = ['n1', 'n2', 'n3'];
-  let now = 1000;
-  const inbox: Message[] = [];
-  const down = new Set<string>();
-  const nodes = new Map<string, Awaited<ReturnType<typeof openReplica>>>();
-  for (const id of ids) nodes.set(id, await openReplica(fs, id, ids, () => now, (m) => inbox.push(...m)));
-  const deliver = () => {
-    for (const m of inbox.splice(0)) if (!down.has(m.to) && !down.has(m.from)) nodes.get(m.to)!.replica.step(m);
-  };
-  const tickAll = () => {
-    now += 10;
-    for (const [id, n] of nodes) if (!down.has(id)) n.replica.tick();
-    deliver();
-  };
+  const net = new ReplicaNet<Awaited<ReturnType<typeof openReplica>>>(1000);
+  const { nodes, down, deliver, tickAll } = net;
+  for (const id of ids) nodes.set(id, await openReplica(fs, id, ids, net.clock, net.send));
   nodes.get('n1')!.replica.campaign();
   await waitFor(() => [...nodes.values()].some((n) => n.replica.isServing), tickAll, 'a leader serving');
   const [leaderId, n1] = [...nodes].find(([, n]) => n.replica.isServing)!;

@@ -6,6 +6,7 @@ import { MemoryFs, SnapshotStore, Wal } from '../../src/storage/index.js';
 import type { Message } from '../../raft/types.js';
 import { mulberry32 } from '../helpers/random.js';
 import { waitFor } from '../helpers/wait.js';
+import { ReplicaNet } from './harness/replica-net.js';
 
 const SMALL: Partial<SnapshotPolicy> = { minEntries: 20, tableRatio: 0, trailingEntries: 5 };
 
@@ -111,21 +112,11 @@ t.test('a marker without its snapshot file refuses to start', async (t) => {
 t.test('a follower far behind is sent a snapshot, installs it, and survives a restart', async (t) => {
   const fs = new MemoryFs();
   const ids = ['n1', 'n2', 'n3'];
-  let now = 0;
-  const inbox: Message[] = [];
-  const down = new Set<string>();
   type Node = Awaited<ReturnType<typeof openReplica>>;
-  const nodes = new Map<string, Node>();
-  const open = (id: string) => openReplica(fs, id, ids, () => now, (m) => inbox.push(...m));
+  const net = new ReplicaNet<Node>(0);
+  const { nodes, down, deliver, tickAll } = net;
+  const open = (id: string) => openReplica(fs, id, ids, net.clock, net.send);
   for (const id of ids) nodes.set(id, await open(id));
-  const deliver = () => {
-    for (const m of inbox.splice(0)) if (!down.has(m.to) && !down.has(m.from)) nodes.get(m.to)!.replica.step(m);
-  };
-  const tickAll = () => {
-    now += 10;
-    for (const [id, n] of nodes) if (!down.has(id)) n.replica.tick();
-    deliver();
-  };
   nodes.get('n1')!.replica.campaign();
   await waitFor(() => [...nodes.values()].some((n) => n.replica.isLeader), tickAll, 'a leader');
   const leader = [...nodes.values()].find((n) => n.replica.isLeader)!;
@@ -147,7 +138,7 @@ t.test('a follower far behind is sent a snapshot, installs it, and survives a re
   const after = leader.replica.propose({ kind: 'set', key: 'later', value: 'v', mode: 'always', expiry: { kind: 'none' } });
   let done = false;
   void after.then(() => (done = true));
-  await waitFor(() => done && n3.machine.get('later', now) === 'v', tickAll, 'replication after the snapshot');
+  await waitFor(() => done && n3.machine.get('later', net.now) === 'v', tickAll, 'replication after the snapshot');
   await waitFor(async () => (await n3.snapshots!.list(0)).some((s) => s.index > 100), tickAll, 'its snapshot to be durable');
   const expected = state(n3.machine);
   // Restart n3 from its disk.
