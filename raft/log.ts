@@ -116,8 +116,9 @@ export class RaftLog {
     return this.unstable.maybeTerm(index) ?? this.storage.term(index);
   }
 
-  /** Term at `index`, or 0 when it is compacted or past the end. */
+  /** Term at `index`, or 0 when it is compacted or past the end (no exception: this is a hot path). */
   termOrZero(index: number): number {
+    if (index < this.firstIndex() - 1 || index > this.lastIndex()) return 0;
     try {
       return this.term(index);
     } catch (e) {
@@ -132,6 +133,7 @@ export class RaftLog {
 
   /** Do we hold the entry at `index` with `term`? False when it is compacted or missing. */
   matchTerm(index: number, term: number): boolean {
+    if (index < this.firstIndex() - 1 || index > this.lastIndex()) return false;
     try {
       return this.term(index) === term;
     } catch (e) {

@@ -45,7 +45,7 @@ import type { Message, NodeId } from '../../raft/types.js';
 import type { Logger } from '../server/log.js';
 import {
   BATCH_OVERHEAD_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, NONCE_BYTES, encodeFrame, encodeItem, frameQueue,
-  type Frame, type GroupMessage, type Outgoing,
+  lazyFrameSize, outgoingBytes, type Frame, type GroupMessage, type LazyFrame, type Outgoing,
 } from './wire.js';
 
 export interface PeerAddress {
@@ -74,6 +74,19 @@ export interface ForwardedRequest {
   readonly reply: Promise<string>;
   /** The requester's client went away: tells the peer (if the request left) and forgets the reply. */
   cancel(): void;
+}
+
+/** Hears how a forwarded request (PeerTransport.forward) ends: one call, unless it is cancelled first. */
+export interface ReplySink {
+  /** The peer's RESP reply. */
+  reply(reply: string): void;
+  /** The request could not leave, or its link closed before the reply came. */
+  fail(error: PeerUnavailableError): void;
+}
+
+/** A forwarded request in flight; PeerTransport.cancel takes it back. */
+export interface RequestHandle {
+  readonly id: number;
 }
 
 /**
@@ -188,13 +201,11 @@ interface Queued extends Outgoing {
   request?: PendingRequest;
 }
 
-interface PendingRequest {
-  id: number;
+interface PendingRequest extends RequestHandle {
   conn: Conn;
   /** Its queue entry until flushed; then the request may have reached the peer. */
   queued: Queued | null;
-  resolve: (reply: string) => void;
-  reject: (err: PeerUnavailableError) => void;
+  sink: ReplySink;
 }
 
 interface Serving {
@@ -303,23 +314,46 @@ export class PeerTransport {
    * the request is larger than a frame. Throws a WireError for an argument that is not latin1.
    */
   request(to: NodeId, argv: string[], proto: 2 | 3): ForwardedRequest {
+    let sink!: ReplySink;
+    const reply = new Promise<string>((resolve, reject) => (sink = { reply: resolve, fail: reject }));
+    reply.catch(() => undefined);
+    const handle = this.forward(to, argv, proto, sink);
+    return { reply, cancel: () => (handle === null ? undefined : this.cancel(handle)) };
+  }
+
+  /**
+   * request() without a promise: `sink` hears the reply or the failure. A request that cannot leave
+   * fails at once (sent: false), and null is returned. Throws a WireError for an argument that is
+   * not latin1.
+   */
+  forward(to: NodeId, argv: string[], proto: 2 | 3, sink: ReplySink): RequestHandle | null {
     const peer = this.peers.get(to);
     const link = peer?.link ?? null;
     if (peer === undefined || this.closed || link === null) {
-      return unavailable(to, peer === undefined ? 'unknown peer' : this.closed ? 'transport closed' : 'not connected');
+      sink.fail(new PeerUnavailableError(to, false, peer === undefined ? 'unknown peer' : this.closed ? 'transport closed' : 'not connected'));
+      return null;
     }
-    const id = link.nextRequestId++;
-    const bytes = encodeFrame({ kind: 'request', id, proto, argv });
-    if (bytes.length - 4 > this.opts.frameBytesMax) return unavailable(to, `request of ${bytes.length} bytes exceeds a frame`);
-    if (peer.queueBytes + bytes.length > this.opts.queueBytesMax) return unavailable(to, 'queue full');
-    let settle!: Pick<PendingRequest, 'resolve' | 'reject'>;
-    const reply = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
-    reply.catch(() => undefined);
-    const pending: PendingRequest = { id, conn: link, queued: null, ...settle };
-    pending.queued = { bytes, item: false, request: pending };
+    const id = link.nextRequestId;
+    const frame: LazyFrame = { kind: 'request', id, proto, argv };
+    const size = lazyFrameSize(frame);
+    let refused: string | null = null;
+    if (size - 4 > this.opts.frameBytesMax) refused = `request of ${size} bytes exceeds a frame`;
+    else if (peer.queueBytes + size > this.opts.queueBytesMax) refused = 'queue full';
+    if (refused !== null) {
+      sink.fail(new PeerUnavailableError(to, false, refused));
+      return null;
+    }
+    link.nextRequestId++;
+    const pending: PendingRequest = { id, conn: link, queued: null, sink };
+    pending.queued = { bytes: EMPTY, item: false, frame, size, request: pending };
     link.requests.set(id, pending);
     this.enqueue(peer, pending.queued);
-    return { reply, cancel: () => this.cancelRequest(pending) };
+    return pending;
+  }
+
+  /** The requester no longer wants the reply: tells the peer if the request left, else takes it back. */
+  cancel(handle: RequestHandle): void {
+    this.cancelRequest(handle as PendingRequest);
   }
 
   /** The client endpoint `to` last announced, if it has. */
@@ -540,7 +574,7 @@ export class PeerTransport {
     peer.queueBytes = 0;
     const requests = [...conn.requests.values()];
     conn.requests.clear();
-    for (const p of requests) p.reject(new PeerUnavailableError(peer.id, p.queued === null, 'the link closed'));
+    for (const p of requests) p.sink.fail(new PeerUnavailableError(peer.id, p.queued === null, 'the link closed'));
     const serving = [...conn.serving.values()];
     conn.serving.clear();
     for (const s of serving) this.cancelServing(peer, s);
@@ -568,14 +602,16 @@ export class PeerTransport {
   private respond(conn: Conn, id: number, serving: Serving, reply: string): void {
     if (serving.state !== 'running') return;
     const peer = conn.peer!;
-    let bytes = reply.length > this.opts.frameBytesMax ? null : encodeFrame({ kind: 'response', id, reply });
-    if (bytes === null || bytes.length - 4 > this.opts.frameBytesMax) {
+    let frame: LazyFrame = { kind: 'response', id, reply };
+    let size = reply.length > this.opts.frameBytesMax ? Infinity : lazyFrameSize(frame);
+    if (size - 4 > this.opts.frameBytesMax) {
       this.opts.logger.warn('forwarded reply larger than a frame; answered with an error', { peer: peer.id, bytes: reply.length });
-      bytes = encodeFrame({ kind: 'response', id, reply: REPLY_TOO_LARGE });
+      frame = { kind: 'response', id, reply: REPLY_TOO_LARGE };
+      size = lazyFrameSize(frame);
     }
     serving.state = 'responded';
     conn.serving.delete(id);
-    this.enqueueOnLink(conn, bytes, 'response');
+    this.enqueueOnLink(conn, { bytes: EMPTY, item: false, frame, size }, 'response');
   }
 
   private cancelServing(peer: Peer, serving: Serving): void {
@@ -607,7 +643,7 @@ export class PeerTransport {
       return this.opts.logger.debug('response to an unknown forwarded request ignored', { peer: conn.peer!.id, id: frame.id });
     }
     conn.requests.delete(frame.id);
-    pending.resolve(frame.reply);
+    pending.sink.reply(frame.reply);
   }
 
   private cancelRequest(pending: PendingRequest): void {
@@ -619,12 +655,13 @@ export class PeerTransport {
       const at = peer.queue.indexOf(pending.queued);
       if (at !== -1) {
         peer.queue.splice(at, 1);
-        peer.queueBytes -= pending.queued.bytes.length;
+        peer.queueBytes -= outgoingBytes(pending.queued);
       }
       pending.queued = null;
       return;
     }
-    this.enqueueOnLink(conn, encodeFrame({ kind: 'cancel', id: pending.id }), 'cancel');
+    const bytes = encodeFrame({ kind: 'cancel', id: pending.id });
+    this.enqueueOnLink(conn, { bytes, item: false }, 'cancel');
   }
 
   private onMeta(conn: Conn, frame: Extract<Frame, { kind: 'meta' }>): void {
@@ -638,14 +675,14 @@ export class PeerTransport {
    * the queue the link is reset rather than the frame dropped: the requester then fails the request
    * and the server cancels what it runs, where a lost frame would leave either waiting forever.
    */
-  private enqueueOnLink(conn: Conn, bytes: Buffer, what: 'response' | 'cancel'): void {
+  private enqueueOnLink(conn: Conn, entry: Queued, what: 'response' | 'cancel'): void {
     const peer = conn.peer!;
     if (peer.link !== conn) return;
-    if (peer.queueBytes + bytes.length > this.opts.queueBytesMax) {
+    if (peer.queueBytes + outgoingBytes(entry) > this.opts.queueBytesMax) {
       this.opts.logger.warn(`peer queue full for a forwarded ${what}; resetting the link`, { peer: peer.id, queueBytes: peer.queueBytes });
       return this.destroy(conn);
     }
-    this.enqueue(peer, { bytes, item: false });
+    this.enqueue(peer, entry);
   }
 
   private deliver(conn: Conn, batch: GroupMessage[]): void {
@@ -695,7 +732,7 @@ export class PeerTransport {
 
   private enqueue(peer: Peer, entry: Queued): void {
     peer.queue.push(entry);
-    peer.queueBytes += entry.bytes.length;
+    peer.queueBytes += outgoingBytes(entry);
     this.scheduleFlush(peer);
   }
 
@@ -745,11 +782,7 @@ export class PeerTransport {
   }
 }
 
-function unavailable(to: NodeId, reason: string): ForwardedRequest {
-  const reply = Promise.reject(new PeerUnavailableError(to, false, reason));
-  reply.catch(() => undefined);
-  return { reply, cancel: () => undefined };
-}
+const EMPTY = new Uint8Array(0);
 
 function equalProof(expected: Buffer, got: Uint8Array): boolean {
   return expected.length === got.length && timingSafeEqual(expected, got);

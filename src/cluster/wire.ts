@@ -105,10 +105,21 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** A UTF-16 code unit that does not fit one latin1 byte. */
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 const PORT_MAX = 65535;
+/** Strings shorter than this are copied byte by byte in JavaScript. */
+const SHORT_STRING = 64;
 
 class Writer {
-  private buf = Buffer.allocUnsafe(256);
+  private buf: Buffer;
   private at = 0;
+
+  constructor(capacity = 256) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.at;
+  }
 
   u8(n: number): this {
     this.room(1);
@@ -148,15 +159,47 @@ class Writer {
   /** One byte per character: a "binary" string, as RESP arguments and replies travel. */
   latin1(s: string): this {
     if (BEYOND_LATIN1.test(s)) throw unencodable('string has a character above U+00FF, not one byte');
-    this.varint(s.length);
-    this.room(s.length);
-    this.at += this.buf.write(s, this.at, 'latin1');
+    return this.latin1Checked(s);
+  }
+
+  /** latin1() for a string known to fit one byte per character (see lazyFrameSize). */
+  latin1Checked(s: string): this {
+    const n = s.length;
+    this.varint(n);
+    this.room(n);
+    // Short strings: a loop beats a call into the buffer binding.
+    if (n < SHORT_STRING) {
+      const buf = this.buf;
+      let at = this.at;
+      for (let i = 0; i < n; i++) buf[at++] = s.charCodeAt(i);
+      this.at = at;
+    } else {
+      this.at += this.buf.write(s, this.at, 'latin1');
+    }
     return this;
+  }
+
+  /** Appends bytes as they are (no length prefix). */
+  raw(b: Uint8Array): this {
+    this.room(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+    return this;
+  }
+
+  /** Writes a big-endian u32 at `at`, inside what was written. */
+  patchU32(at: number, n: number): void {
+    this.buf.writeUInt32BE(n, at);
   }
 
   /** The bytes written, in a buffer of exactly that length. */
   finish(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.at));
+  }
+
+  /** The bytes written, without a copy: the writer must not be used afterwards. */
+  view(): Buffer {
+    return this.buf.subarray(0, this.at);
   }
 
   private room(n: number): void {
@@ -371,49 +414,113 @@ function batchHeader(count: number, itemBytes: number): Buffer {
   return out;
 }
 
-/** One entry of a peer's send queue: a batch item from encodeItem, or a whole frame from encodeFrame. */
+/** A request or response frame that a send queue holds unencoded until it is flushed (frameQueue). */
+export type LazyFrame = Extract<Frame, { kind: 'request' }> | Extract<Frame, { kind: 'response' }>;
+
+/**
+ * One entry of a peer's send queue: a batch item from encodeItem, a whole frame from encodeFrame, or
+ * (with `frame`) a request or response that frameQueue encodes, `size` (from lazyFrameSize) bytes.
+ */
 export interface Outgoing {
   bytes: Uint8Array;
   /** A batch item: consecutive items share batch frames. */
   item: boolean;
+  frame?: LazyFrame;
+  size?: number;
+}
+
+/** The bytes an entry takes in a send queue. */
+export function outgoingBytes(entry: Outgoing): number {
+  return entry.frame === undefined ? entry.bytes.length : entry.size!;
+}
+
+/**
+ * The encoded length of a request or response frame, its length field included. Checks what
+ * encoding would check, so that a lazily encoded frame cannot fail at flush: an argument or reply
+ * beyond latin1, a request without arguments, a proto other than 2 or 3, an id that is not a safe
+ * non-negative integer.
+ */
+export function lazyFrameSize(frame: LazyFrame): number {
+  let size = FRAME_HEADER_BYTES + varintBytes(frame.id);
+  if (frame.kind === 'response') return size + latin1Bytes(frame.reply);
+  if (frame.proto !== 2 && frame.proto !== 3) throw unencodable(`proto ${String(frame.proto)} is neither 2 nor 3`);
+  if (frame.argv.length === 0) throw unencodable('a request without arguments');
+  size += 1 + varintBytes(frame.argv.length);
+  for (const arg of frame.argv) size += latin1Bytes(arg);
+  return size;
+}
+
+function varintBytes(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw unencodable(`${n} is not a non-negative safe integer`);
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+/** The length-prefixed size of a latin1 string; throws for a character above U+00FF. */
+function latin1Bytes(s: string): number {
+  const n = s.length;
+  if (n < SHORT_STRING) {
+    for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0xff) throw unencodable('string has a character above U+00FF, not one byte');
+  } else if (BEYOND_LATIN1.test(s)) {
+    throw unencodable('string has a character above U+00FF, not one byte');
+  }
+  return varintBytes(n) + n;
 }
 
 /**
  * Lays a send queue out as one buffer, for a single socket write, in queue order: each run of
- * consecutive items becomes batch frames of at most frameBytesMax; whole frames are copied as they are.
+ * consecutive items becomes batch frames of at most frameBytesMax; whole frames are copied as they
+ * are; lazy frames are encoded in place.
  */
 export function frameQueue(queue: readonly Outgoing[], frameBytesMax: number): Buffer {
   const itemBytesMax = frameBytesMax - BATCH_OVERHEAD_BYTES_MAX;
-  const pieces: Uint8Array[] = [];
-  let total = 0;
+  let capacity = 0;
+  for (const entry of queue) capacity += outgoingBytes(entry) + (entry.item ? BATCH_OVERHEAD_BYTES_MAX : 0);
+  const w = new Writer(Math.max(capacity, 1));
   let runStart = 0;
   let runBytes = 0;
   const closeRun = (end: number): void => {
     if (end > runStart) {
-      const header = batchHeader(end - runStart, runBytes);
-      pieces.push(header);
-      for (let i = runStart; i < end; i++) pieces.push(queue[i]!.bytes);
-      total += header.length + runBytes;
+      w.raw(batchHeader(end - runStart, runBytes));
+      for (let i = runStart; i < end; i++) w.raw(queue[i]!.bytes);
     }
     runStart = end;
     runBytes = 0;
   };
   for (let i = 0; i < queue.length; i++) {
-    const { bytes, item } = queue[i]!;
-    if (!item) {
-      if (bytes.length - 4 > frameBytesMax) throw unencodable(`frame of ${bytes.length} bytes exceeds ${frameBytesMax}`);
+    const entry = queue[i]!;
+    if (!entry.item) {
       closeRun(i);
-      pieces.push(bytes);
-      total += bytes.length;
+      if (entry.frame !== undefined) writeLazyFrame(w, entry.frame, entry.size!, frameBytesMax);
+      else if (entry.bytes.length - 4 > frameBytesMax) throw unencodable(`frame of ${entry.bytes.length} bytes exceeds ${frameBytesMax}`);
+      else w.raw(entry.bytes);
       runStart = i + 1;
       continue;
     }
+    const bytes = entry.bytes;
     if (bytes.length > itemBytesMax) throw unencodable(`batch item of ${bytes.length} bytes exceeds a frame of ${frameBytesMax}`);
     if (runBytes + bytes.length > itemBytesMax) closeRun(i);
     runBytes += bytes.length;
   }
   closeRun(queue.length);
-  return Buffer.concat(pieces, total);
+  return w.view();
+}
+
+function writeLazyFrame(w: Writer, frame: LazyFrame, size: number, frameBytesMax: number): void {
+  if (size - 4 > frameBytesMax) throw unencodable(`frame of ${size} bytes exceeds ${frameBytesMax}`);
+  const start = w.length;
+  w.u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(KIND_CODES[frame.kind]).varint(frame.id);
+  if (frame.kind === 'response') {
+    w.latin1Checked(frame.reply);
+  } else {
+    w.u8(frame.proto).varint(frame.argv.length);
+    for (const arg of frame.argv) w.latin1Checked(arg);
+  }
+  w.patchU32(start, w.length - start - 4);
 }
 
 export function encodeFrame(frame: Frame): Buffer {

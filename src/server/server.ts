@@ -5,7 +5,7 @@ import { LockService, type Replicator } from '../lock/service.js';
 import type { LockOp, LockResult } from '../lock/commands.js';
 import { LockStateMachine } from '../lock/machine.js';
 import { NotLeaderError, Replica } from '../cluster/replica.js';
-import { PeerTransport } from '../cluster/transport.js';
+import { PeerTransport, type PeerUnavailableError, type ReplySink, type RequestHandle } from '../cluster/transport.js';
 import type { Message } from '../../raft/types.js';
 import type { Status } from '../../raft/rawnode.js';
 import type { ConfChange } from '../../raft/confchange.js';
@@ -359,33 +359,10 @@ export class RaftlockServer implements ConnectionHost {
    * -TRYAGAIN, saying the command may have run.
    */
   private forwardTo(leader: string, partition: number, argv: string[], client: ClientState): Promise<string> {
-    const request = this.transport!.request(leader, argv, client.proto);
     return new Promise<string>((resolve, reject) => {
-      const watched: Forwarded = {
-        partition,
-        leader,
-        abandon: () => {
-          cancel();
-          resolve(LEADER_MOVED_REPLY);
-        },
-      };
-      const finish = (): void => {
-        this.forwarded.delete(watched);
-        client.onClose.delete(cancel);
-      };
-      const cancel = (): void => {
-        finish();
-        request.cancel();
-      };
-      this.forwarded.add(watched);
-      client.onClose.add(cancel);
-      request.reply.then((reply) => {
-        finish();
-        resolve(reply);
-      }, (error: unknown) => {
-        finish();
-        reject(error as Error);
-      });
+      const call = new Forwarded(this.transport!, this.forwarded, partition, leader, client, resolve, reject);
+      call.handle = this.transport!.forward(leader, argv, client.proto, call);
+      if (call.handle !== null) call.watch();
     });
   }
 
@@ -415,8 +392,7 @@ export class RaftlockServer implements ConnectionHost {
     }, (error: Error) => respond(`-ERR ${error.message.replace(/[\r\n]/g, ' ')}\r\n`));
     return () => {
       if (done) return;
-      for (const cleanup of client.onClose) cleanup();
-      client.onClose.clear();
+      client.close();
     };
   }
 
@@ -566,11 +542,55 @@ class Partition implements Replicator {
   }
 }
 
-/** A forwarded command: given up (-TRYAGAIN) once its partition's leader is no longer the one it went to. */
-interface Forwarded {
-  readonly partition: number;
-  readonly leader: string;
-  abandon(): void;
+/**
+ * A forwarded command waiting for its reply: given up (-TRYAGAIN) once its partition's leader is no
+ * longer the one it went to; cancelled on the leader when its client disconnects.
+ */
+class Forwarded implements ReplySink {
+  handle: RequestHandle | null = null;
+  private readonly cancelHook = (): void => this.cancel();
+
+  constructor(
+    private readonly transport: PeerTransport,
+    private readonly watched: Set<Forwarded>,
+    readonly partition: number,
+    readonly leader: string,
+    private readonly client: ClientState,
+    private readonly resolve: (reply: string) => void,
+    private readonly reject: (error: Error) => void,
+  ) {}
+
+  /** The request left: watch its partition's leader and its client. */
+  watch(): void {
+    this.watched.add(this);
+    this.client.onClose.add(this.cancelHook);
+  }
+
+  reply(reply: string): void {
+    this.finish();
+    this.resolve(reply);
+  }
+
+  fail(error: PeerUnavailableError): void {
+    this.finish();
+    this.reject(error);
+  }
+
+  /** The leader changed: the reply may never come. */
+  abandon(): void {
+    this.cancel();
+    this.resolve(LEADER_MOVED_REPLY);
+  }
+
+  private cancel(): void {
+    this.finish();
+    if (this.handle !== null) this.transport.cancel(this.handle);
+  }
+
+  private finish(): void {
+    this.watched.delete(this);
+    this.client.onClose.delete(this.cancelHook);
+  }
 }
 
 /** Whether a leader's follower answers it (recently active) and has every committed entry: a good transferee. */
@@ -600,9 +620,22 @@ class ForwardedClient implements ClientState {
   closeAfterReply = false;
   blocked = false;
   lastActiveMs = 0;
-  readonly onClose = new Set<() => void>();
+  /** Made on first use: most forwarded commands never register a hook. */
+  private hooks: Set<() => void> | undefined;
 
   constructor(public proto: 2 | 3) {}
+
+  get onClose(): Set<() => void> {
+    return (this.hooks ??= new Set());
+  }
+
+  /** The requesting node's client went away: runs the command's cleanup hooks. */
+  close(): void {
+    const hooks = this.hooks;
+    if (hooks === undefined) return;
+    for (const cleanup of hooks) cleanup();
+    hooks.clear();
+  }
 
   bufferSizes(): { query: number; output: number } {
     return { query: 0, output: 0 };

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import type { Entry, Message, MessageType, NodeId } from '../../raft/types.js';
 import {
   BATCH_OVERHEAD_BYTES_MAX, FrameDecoder, NONCE_BYTES, WIRE_VERSION, WireError, batchFrame, decodeFrameBody, encodeFrame, encodeItem,
-  frameQueue, type Frame, type FrameKind, type GroupMessage,
+  frameQueue, lazyFrameSize, type Frame, type FrameKind, type GroupMessage, type LazyFrame,
 } from '../../src/cluster/wire.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -203,6 +203,31 @@ t.test('frameQueue lays items and whole frames out in order, items in batch fram
   t.same(frameQueue([], frameBytesMax).length, 0);
   t.throws(() => frameQueue([{ bytes: new Uint8Array(frameBytesMax), item: true }], frameBytesMax), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
   t.throws(() => frameQueue([{ bytes: new Uint8Array(frameBytesMax + 5), item: false }], frameBytesMax), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+});
+
+t.test('lazy request and response frames encode at flush exactly as encodeFrame does', async (t) => {
+  const lazy: LazyFrame[] = [
+    { kind: 'request', id: 0, proto: 2, argv: ['KLOCK', 'r', 'o', '1000'] },
+    { kind: 'request', id: 300, proto: 3, argv: ['SET', 'k', '\xff'.repeat(70), ''] },
+    { kind: 'response', id: 2 ** 40, reply: ':12884901888\r\n' },
+    { kind: 'response', id: 1, reply: '$100\r\n' + 'x'.repeat(100) + '\r\n' },
+  ];
+  for (const frame of lazy) t.equal(lazyFrameSize(frame), encodeFrame(frame).length, `size of ${frame.kind} ${frame.id}`);
+  const item = encodeItem(3, { type: 'MsgHeartbeatResp', from: 'n1', to: 'n2', term: 1, round: 0, tick: 0 });
+  const queue = [
+    { bytes: item, item: true },
+    ...lazy.map((frame) => ({ bytes: new Uint8Array(0), item: false, frame, size: lazyFrameSize(frame) })),
+    { bytes: item, item: true },
+  ];
+  const expected = Buffer.concat([frameQueue([queue[0]!], 4096), ...lazy.map((f) => encodeFrame(f)), frameQueue([queue[0]!], 4096)]);
+  t.same(frameQueue(queue, 4096), expected, 'byte for byte');
+  t.throws(() => lazyFrameSize({ kind: 'request', id: 1, proto: 2, argv: ['GET', '\u0100'] }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+  t.throws(() => lazyFrameSize({ kind: 'request', id: 1, proto: 2, argv: ['x'.repeat(64) + '\u0100'] }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+  t.throws(() => lazyFrameSize({ kind: 'request', id: 1, proto: 2, argv: [] }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+  t.throws(() => lazyFrameSize({ kind: 'request', id: -1, proto: 2, argv: ['PING'] }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+  t.throws(() => lazyFrameSize({ kind: 'request', id: 1, proto: 4 as 2, argv: ['PING'] }), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
+  const big = { kind: 'response', id: 1, reply: 'x'.repeat(5000) } as const;
+  t.throws(() => frameQueue([{ bytes: new Uint8Array(0), item: false, frame: big, size: lazyFrameSize(big) }], 4096), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
 });
 
 t.test('encoding rejects values the wire cannot carry', async (t) => {
