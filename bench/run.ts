@@ -246,7 +246,7 @@ function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invoca
     '',
     `Produced by \`${invocation}\` (\`npm run bench\` runs \`npm run build && node dist/bench/run.js\`) on ${new Date().toISOString()}.`,
     '',
-    'Single node. The 3-node cluster (against etcd 3.4 in the same run) and failover numbers are in [RESULTS-cluster.md](RESULTS-cluster.md); restart, Raft and WAL numbers in RESULTS-restart.md, RESULTS-raft.md and RESULTS-wal.md.',
+    'Single node. The 3-node cluster (against etcd 3.4 in the same run) and failover numbers are in [RESULTS-cluster.md](RESULTS-cluster.md); Redlock and EVALSHA (against redis-server in the same run) in [RESULTS-redlock.md](RESULTS-redlock.md); restart, Raft and WAL numbers in RESULTS-restart.md, RESULTS-raft.md and RESULTS-wal.md.',
     '',
     '## Machine',
     '',

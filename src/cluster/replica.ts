@@ -724,6 +724,7 @@ function confJson(conf: ConfState): { voters: string[]; learners: string[] } {
 function sameResult(a: LockResult | undefined, b: LockResult | undefined): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (!('written' in a) || !('written' in b)) return false;
   return a.written === b.written && a.previous === b.previous;
 }
 
@@ -739,6 +740,7 @@ function writtenKeys(op: LockOp): readonly string[] {
     case 'persist':
       return [op.key];
     case 'del':
+    case 'script':
       return op.keys;
     case 'tick':
     case 'horizon':

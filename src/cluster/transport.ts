@@ -592,7 +592,7 @@ export class PeerTransport {
     conn.serving.set(id, serving);
     const respond = (reply: string): void => this.respond(conn, id, serving, reply);
     if (this.opts.onRequest === undefined) return respond(NOT_SERVED);
-    const cancel = this.opts.onRequest(peer.id, { proto: frame.proto, argv: frame.argv }, respond);
+    const cancel = this.opts.onRequest(peer.id, frame, respond);
     if (typeof cancel !== 'function') return;
     if (serving.state === 'running') serving.cancel = cancel;
     // The link closed while onRequest ran: the hook is due at once.

@@ -21,6 +21,7 @@
  * that one connection. The decoder is push-style and resumes across chunk boundaries.
  */
 import type { ConfState, Entry, Message, MessageType, NodeId, Snapshot } from '../../raft/types.js';
+import { latin1 } from '../../resp/decoder.js';
 
 export const WIRE_VERSION = 1;
 
@@ -212,8 +213,11 @@ class Writer {
 
 class Reader {
   private at = 0;
+  private readonly buf: Buffer;
 
-  constructor(private readonly buf: Uint8Array) {}
+  constructor(buf: Uint8Array) {
+    this.buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
 
   get remaining(): number {
     return this.buf.length - this.at;
@@ -270,7 +274,7 @@ class Reader {
   /** A string of one character per byte; a copy, like bytes(). */
   latin1(what: string): string {
     const n = this.length(what, Infinity);
-    const s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.at, n).toString('latin1');
+    const s = latin1(this.buf, this.at, this.at + n);
     this.at += n;
     return s;
   }

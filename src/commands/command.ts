@@ -29,21 +29,11 @@ function writeInfo(reply: ReplyWriter, spec: CommandSpec): void {
 }
 
 function writeKeySpecs(reply: ReplyWriter, spec: CommandSpec): void {
+  if (spec.keyCount !== undefined) return writeKeyCountSpec(reply, spec, spec.keyCount.index);
   if (spec.keys === null) return reply.array(0);
   const access = spec.flags.includes('write') ? ['RW', 'UPDATE'] : ['RO', 'ACCESS'];
   reply.array(1);
-  reply.map(3);
-  reply.bulk('flags');
-  reply.set(access.length);
-  for (const flag of access) reply.simple(flag);
-  reply.bulk('begin_search');
-  reply.map(2);
-  reply.bulk('type');
-  reply.bulk('index');
-  reply.bulk('spec');
-  reply.map(1);
-  reply.bulk('index');
-  reply.integer(spec.keys.first);
+  writeKeySpecStart(reply, access, spec.keys.first);
   reply.bulk('find_keys');
   reply.map(2);
   reply.bulk('type');
@@ -56,6 +46,40 @@ function writeKeySpecs(reply: ReplyWriter, spec: CommandSpec): void {
   reply.integer(spec.keys.step);
   reply.bulk('limit');
   reply.integer(0);
+}
+
+/** The flags and begin_search of a key spec (a map of 3; find_keys comes next). */
+function writeKeySpecStart(reply: ReplyWriter, access: readonly string[], index: number): void {
+  reply.map(3);
+  reply.bulk('flags');
+  reply.set(access.length);
+  for (const flag of access) reply.simple(flag);
+  reply.bulk('begin_search');
+  reply.map(2);
+  reply.bulk('type');
+  reply.bulk('index');
+  reply.bulk('spec');
+  reply.map(1);
+  reply.bulk('index');
+  reply.integer(index);
+}
+
+/** Keys counted by an argument (EVAL's numkeys): a keynum spec, assuming the worst about access like Redis. */
+function writeKeyCountSpec(reply: ReplyWriter, spec: CommandSpec, index: number): void {
+  reply.array(1);
+  writeKeySpecStart(reply, spec.flags.includes('readonly') ? ['RO', 'ACCESS'] : ['RW', 'ACCESS', 'UPDATE'], index);
+  reply.bulk('find_keys');
+  reply.map(2);
+  reply.bulk('type');
+  reply.bulk('keynum');
+  reply.bulk('spec');
+  reply.map(3);
+  reply.bulk('keynumidx');
+  reply.integer(0);
+  reply.bulk('firstkey');
+  reply.integer(1);
+  reply.bulk('keystep');
+  reply.integer(1);
 }
 
 function writeDocs(reply: ReplyWriter, spec: CommandSpec): void {

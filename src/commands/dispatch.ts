@@ -1,5 +1,5 @@
-import type { CommandContext } from './spec.js';
-import { parseArgs } from './syntax.js';
+import type { CommandContext, CommandSpec } from './spec.js';
+import { parseArgs, parseInteger } from './syntax.js';
 import { COMMANDS, buildTable, type CommandEntry } from './table.js';
 import { NOAUTH } from './auth-common.js';
 import { errorReply } from './respond.js';
@@ -28,9 +28,10 @@ export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<vo
   }
   if (!ctx.client.authenticated && !top.spec.flags.includes('no_auth')) return ctx.reply.error(NOAUTH);
   ctx.client.lastCommand = spec.name;
-  if (ctx.server.forward !== undefined && top.spec.keys !== null && ctx.client.forwarded !== true) {
-    const key = argv[top.spec.keys.first];
-    const remote = key === undefined ? undefined : ctx.server.forward(ctx.server.partitionOf(key), argv, ctx.client);
+  if (ctx.server.forward !== undefined && ctx.client.forwarded !== true) {
+    const key = routingKey(top.spec, argv);
+    const sent = key === undefined || top.spec.forwardAs === undefined ? argv : top.spec.forwardAs(ctx, argv);
+    const remote = key === undefined ? undefined : ctx.server.forward(ctx.server.partitionOf(key), sent, ctx.client);
     if (remote !== undefined) return relay(ctx, remote, top.spec.flags.includes('blocking') && argv.some((a) => a.toUpperCase() === 'WAIT'));
   }
   if (entry.syntax === null) return spec.handler!(ctx, argv, NO_ARGS);
@@ -40,6 +41,22 @@ export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<vo
 }
 
 const NO_ARGS = Object.freeze({});
+
+/**
+ * The key whose partition serves argv: the first key. A command whose keys
+ * are counted by an argument (EVAL) with no keys goes to partition 0 (the
+ * key '' hashes to slot 0); with a count that is not valid, it runs where
+ * it is, which answers the error. undefined: a command without keys.
+ */
+export function routingKey(spec: CommandSpec, argv: readonly string[]): string | undefined {
+  if (spec.keyCount !== undefined) {
+    const at = spec.keyCount.index;
+    const count = argv[at] === undefined ? null : parseInteger(argv[at]);
+    if (count === null || count < 0 || count > argv.length - at - 1) return undefined;
+    return count === 0 ? '' : argv[at + 1];
+  }
+  return spec.keys === null ? undefined : argv[spec.keys.first];
+}
 
 /** Writes the reply the partition's leader gave, unchanged. */
 function relay(ctx: CommandContext, remote: Promise<string>, blocking: boolean): Promise<void> {
@@ -55,7 +72,10 @@ function relay(ctx: CommandContext, remote: Promise<string>, blocking: boolean):
 export function pipelinable(argv: readonly string[]): boolean {
   const name = argv[0]!;
   const entry = TABLE.get(name) ?? TABLE.get(name.toLowerCase());
-  return entry !== undefined && entry.subcommands === null && entry.spec.flags.includes('write');
+  if (entry === undefined || entry.subcommands !== null) return false;
+  const flags = entry.spec.flags;
+  // EVAL and EVALSHA (may_replicate) are writes through the log too: in order with the client's others.
+  return flags.includes('write') || flags.includes('may_replicate');
 }
 
 /** Redis's text, user bytes included verbatim but CR/LF turned into spaces. */

@@ -1,4 +1,5 @@
-import { defineCommand, type CommandSpec } from './spec.js';
+import { defineCommand, type CommandSpec, type ParsedArgs } from './spec.js';
+import type { LockOp } from '../lock/commands.js';
 import type { ExpireCondition } from '../lock/machine.js';
 import { invalidExpire } from './lock-args.js';
 import { respond } from './respond.js';
@@ -32,14 +33,25 @@ export function expireCommand(name: 'expire' | 'pexpire', unitMs: 1000 | 1, sinc
       },
     ],
     handler(ctx, argv, parsed) {
-      const amount = parsed[unit] as number;
-      const ttlMs = amount * unitMs;
-      if (!Number.isSafeInteger(ttlMs)) return ctx.reply.error(invalidExpire(name));
-      const condition = (parsed['condition'] ?? 'always') as ExpireCondition;
-      const result = ctx.server.serviceFor(argv[1]!).write({ kind: 'expire', key: argv[1]!, ttlMs, condition });
-      return respond(ctx, result, (c, n) => c.reply.integer(n as number));
+      const op = expireRequest(name, argv, parsed);
+      if (typeof op === 'string') return ctx.reply.error(op);
+      return respond(ctx, ctx.server.serviceFor(op.key).write(op), (c, n) => c.reply.integer(n as number));
     },
   });
+}
+
+/** The write EXPIRE/PEXPIRE argv asks for (already checked against its grammar), or Redis's error text. */
+export function expireRequest(name: 'expire' | 'pexpire', argv: readonly string[], parsed: ParsedArgs): Extract<LockOp, { kind: 'expire' }> | string {
+  const unit = name === 'expire' ? 'seconds' : 'milliseconds';
+  const ttlMs = (parsed[unit] as number) * (name === 'expire' ? 1000 : 1);
+  if (!Number.isSafeInteger(ttlMs)) return invalidExpire(name);
+  const condition = (parsed['condition'] ?? 'always') as ExpireCondition;
+  return { kind: 'expire', key: argv[1]!, ttlMs, condition };
+}
+
+/** TTL's reply for a PTTL of ms: seconds rounded like Redis (negative codes unchanged). */
+export function ttlSeconds(ms: number): number {
+  return ms < 0 ? ms : Math.floor((ms + 500) / 1000);
 }
 
 /** TTL (seconds, rounded like Redis) and PTTL (milliseconds). */
@@ -58,7 +70,7 @@ export function ttlCommand(name: 'ttl' | 'pttl', since: string): CommandSpec {
     handler(ctx, argv) {
       const service = ctx.server.serviceFor(argv[1]!);
       const ms = service.read('persistent', (now) => service.machine.pttl(argv[1]!, now));
-      return respond(ctx, ms, (c, v) => c.reply.integer(v < 0 || name === 'pttl' ? v : Math.floor((v + 500) / 1000)));
+      return respond(ctx, ms, (c, v) => c.reply.integer(name === 'pttl' ? v : ttlSeconds(v)));
     },
   });
 }

@@ -52,7 +52,7 @@ export function renderCommandDocs(): string {
     'PERSISTENT lock table (a key is a lock whose value is its owner).',
     '',
   ];
-  const groups = ['lock', 'string', 'generic', 'connection', 'server', 'cluster'] as const;
+  const groups = ['lock', 'string', 'generic', 'scripting', 'connection', 'server', 'cluster'] as const;
   for (const group of groups) {
     lines.push(`## ${group}`, '');
     for (const spec of COMMANDS.filter((c) => c.group === group)) lines.push(...section(spec));

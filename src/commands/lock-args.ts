@@ -26,9 +26,14 @@ export function durabilityOf(parsed: ParsedArgs): Durability {
   return parsed['durability'] === 'ephemeral' ? 'ephemeral' : 'persistent';
 }
 
+/** Whether ttl_ms is a lease the lock commands accept (1 … 2^31-1). */
+export function validTtl(ttlMs: number): boolean {
+  return ttlMs >= 1 && ttlMs <= TTL_MS_MAX;
+}
+
 /** Validates ttl_ms (1 … 2^31-1); writes the error and returns false when out of range. */
 export function checkTtl(ctx: CommandContext, command: string, ttlMs: number): boolean {
-  if (ttlMs >= 1 && ttlMs <= TTL_MS_MAX) return true;
+  if (validTtl(ttlMs)) return true;
   ctx.reply.error(invalidExpire(command));
   return false;
 }

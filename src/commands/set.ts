@@ -1,4 +1,5 @@
-import { defineCommand, type CommandContext, type ParsedArgs } from './spec.js';
+import { defineCommand, type ParsedArgs } from './spec.js';
+import type { LockOp } from '../lock/commands.js';
 import type { SetExpiry, SetResult } from '../lock/machine.js';
 import { respond } from './respond.js';
 import { invalidExpire } from './lock-args.js';
@@ -37,34 +38,47 @@ export default defineCommand({
     },
   ],
   handler(ctx, argv, parsed) {
-    const expiry = expiryOf(ctx, parsed);
-    if (expiry === undefined) return;
-    const mode = parsed['condition'] === 'nx' ? 'nx' : parsed['condition'] === 'xx' ? 'xx' : 'always';
-    const get = parsed['get'] === true;
-    // EXAT/PXAT in the past: Redis writes the key and it is gone at once; a ttl below zero does that.
-    const effective: SetExpiry = expiry.kind === 'ttl' && expiry.ttlMs <= 0 ? { kind: 'ttl', ttlMs: -1 } : expiry;
-    const result = ctx.server.serviceFor(argv[1]!).write({ kind: 'set', key: argv[1]!, value: argv[2]!, mode, expiry: effective });
+    const request = setRequest(argv, parsed, () => ctx.server.wallClockMs());
+    if (typeof request === 'string') return ctx.reply.error(request);
+    const result = ctx.server.serviceFor(argv[1]!).write(request.op);
     return respond(ctx, result, (c, r) => {
       const { written, previous } = r as SetResult;
-      if (get) c.reply.bulkOrNull(previous);
+      if (request.get) c.reply.bulkOrNull(previous);
       else if (written) c.reply.simple('OK');
       else c.reply.nullBulk();
     });
   },
 });
 
-/** The expiry SET asked for, or undefined after writing Redis's error. */
-function expiryOf(ctx: CommandContext, parsed: ParsedArgs): SetExpiry | undefined {
+/** A SET as a write, and whether the caller asked for the previous value (GET). */
+export interface SetRequest {
+  op: Extract<LockOp, { kind: 'set' }>;
+  get: boolean;
+}
+
+/**
+ * The write SET argv asks for (argv already checked against SET's grammar),
+ * or Redis's error text. wallClockMs is read only for EXAT/PXAT. Shared by
+ * the command and by scripts, which call it with the log entry's wall clock.
+ */
+export function setRequest(argv: readonly string[], parsed: ParsedArgs, wallClockMs: () => number): SetRequest | string {
+  const expiry = expiryOf(parsed, wallClockMs);
+  if (expiry === undefined) return invalidExpire('set');
+  const mode = parsed['condition'] === 'nx' ? 'nx' : parsed['condition'] === 'xx' ? 'xx' : 'always';
+  // EXAT/PXAT in the past: Redis writes the key and it is gone at once; a ttl below zero does that.
+  const effective: SetExpiry = expiry.kind === 'ttl' && expiry.ttlMs <= 0 ? { kind: 'ttl', ttlMs: -1 } : expiry;
+  return { op: { kind: 'set', key: argv[1]!, value: argv[2]!, mode, expiry: effective }, get: parsed['get'] === true };
+}
+
+/** The expiry SET asked for, or undefined when out of range. */
+function expiryOf(parsed: ParsedArgs, wallClockMs: () => number): SetExpiry | undefined {
   const which = parsed['expiration'];
   if (which === undefined) return { kind: 'none' };
   if (which === 'keepttl') return { kind: 'keep' };
   const amount = parsed[which as string] as number;
   const scale = which === 'seconds' || which === 'unix-time-seconds' ? 1000 : 1;
-  if (amount <= 0 || amount * scale > MS_MAX) {
-    ctx.reply.error(invalidExpire('set'));
-    return undefined;
-  }
+  if (amount <= 0 || amount * scale > MS_MAX) return undefined;
   const ms = amount * scale;
   if (which === 'seconds' || which === 'milliseconds') return { kind: 'ttl', ttlMs: ms };
-  return { kind: 'ttl', ttlMs: ms - ctx.server.wallClockMs() };
+  return { kind: 'ttl', ttlMs: ms - wallClockMs() };
 }

@@ -4,9 +4,9 @@ import type { LockService } from '../lock/service.js';
 /** Command flags, as COMMAND INFO reports them. */
 export type CommandFlag =
   | 'write' | 'readonly' | 'denyoom' | 'admin' | 'pubsub' | 'noscript' | 'blocking' | 'loading'
-  | 'stale' | 'skip_monitor' | 'fast' | 'no_auth' | 'allow_busy' | 'no_mandatory_keys';
+  | 'stale' | 'skip_monitor' | 'fast' | 'no_auth' | 'allow_busy' | 'no_mandatory_keys' | 'may_replicate' | 'movablekeys';
 
-export type CommandGroup = 'lock' | 'string' | 'generic' | 'connection' | 'server' | 'cluster';
+export type CommandGroup = 'lock' | 'string' | 'generic' | 'connection' | 'server' | 'cluster' | 'scripting';
 
 /**
  * One argument in Redis's COMMAND DOCS shape. The same description drives the
@@ -165,6 +165,19 @@ export interface CommandSpec {
   readonly aclCategories: readonly string[];
   /** Legacy key positions: first, last (negative counts from the end), step; null when no keys. */
   readonly keys: { readonly first: number; readonly last: number; readonly step: number } | null;
+  /**
+   * Keys counted by an argument instead (EVAL: numkeys at argv[2], then that
+   * many keys): argv[index] is the count, the keys follow it. Such a command
+   * is routed by its first key, or to partition 0 (the one of slot 0) when
+   * it has none.
+   */
+  readonly keyCount?: { readonly index: number };
+  /**
+   * The argv to send when the command is forwarded to the partition's
+   * leader, when it differs from what the client sent (EVALSHA of a script
+   * this node has goes as EVAL, so the leader needs no copy of it).
+   */
+  readonly forwardAs?: (ctx: CommandContext, argv: string[]) => string[];
   /** Arguments after the name; when `parse` is true they are checked generically before the handler. */
   readonly args: readonly ArgSpec[];
   readonly parse: boolean;

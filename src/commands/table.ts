@@ -9,6 +9,7 @@ import config from './config.js';
 import dbsize from './dbsize.js';
 import del from './del.js';
 import echo from './echo.js';
+import { evalCommand, evalRoCommand, evalshaCommand, evalshaRoCommand } from './eval.js';
 import exists from './exists.js';
 import expire from './expire.js';
 import get from './get.js';
@@ -24,6 +25,7 @@ import ping from './ping.js';
 import pttl from './pttl.js';
 import quit from './quit.js';
 import reset from './reset.js';
+import script from './script.js';
 import select from './select.js';
 import set from './set.js';
 import time from './time.js';
@@ -34,6 +36,7 @@ import unlink from './unlink.js';
 export const COMMANDS: readonly CommandSpec[] = [
   klock, kunlock, kextend, kgetlock,
   set, get, del, unlink, exists, expire, pexpire, ttl, pttl, persist, dbsize,
+  evalCommand, evalshaCommand, evalRoCommand, evalshaRoCommand, script,
   ping, echo, hello, auth, select, client, quit, reset,
   command, info, config, time, cluster, readonlyCommand, readwriteCommand, askingCommand,
 ];
@@ -60,7 +63,7 @@ export function buildTable(commands: readonly CommandSpec[]): Map<string, Comman
 }
 
 function compileEntry(spec: CommandSpec, parent: string): CommandEntry {
-  const expected = parent === '' ? /^[a-z][a-z0-9-]*$/ : new RegExp(`^${parent}\\|[a-z][a-z0-9-]*$`);
+  const expected = parent === '' ? /^[a-z][a-z0-9_-]*$/ : new RegExp(`^${parent}\\|[a-z][a-z0-9_-]*$`);
   if (!expected.test(spec.name)) throw new Error(`bad command name '${spec.name}'`);
   const minArity = parent === '' ? 1 : 2;
   if (!(spec.arity.min >= minArity && spec.arity.max >= spec.arity.min)) throw new Error(`${spec.name}: bad arity`);

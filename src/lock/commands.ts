@@ -1,5 +1,7 @@
 import { Reader, Writer } from './codec.js';
 import type { Durability, ExpireCondition, LockStateMachine, SetExpiry, SetResult } from './machine.js';
+import { noopScriptOutcome, runScript } from '../script/run.js';
+import type { ScriptReply } from '../script/reply.js';
 
 /**
  * The writes of the lock state machine as data: what a replicated log
@@ -17,14 +19,34 @@ export type LockOp =
   /** Lets log time advance and expired locks be reclaimed when nothing else is written. */
   | { kind: 'tick' }
   /** Raises the EPHEMERAL horizon (LockStateMachine.ephemeralHorizonMs) to untilMs. */
-  | { kind: 'horizon'; untilMs: number };
+  | { kind: 'horizon'; untilMs: number }
+  | ScriptOp;
+
+/**
+ * EVAL / EVALSHA: a script, run when its entry applies, on every replica, at
+ * the entry's log time, so its effects are atomic and in log order. The
+ * entry carries the whole text (a replica runs it natively when it knows it,
+ * in its Lua VM otherwise), and what else the run depends on: the leader's
+ * wall clock (for SET EXAT/PXAT), the instruction budget, and the partition
+ * (of how many) whose keys it may touch.
+ */
+export interface ScriptOp {
+  kind: 'script';
+  body: string;
+  keys: string[];
+  args: string[];
+  wallClockMs: number;
+  budget: number;
+  partition: number;
+  partitions: number;
+}
 
 export interface LockCommand {
   logTimeMs: number;
   op: LockOp;
 }
 
-export type LockResult = bigint | null | boolean | number | SetResult;
+export type LockResult = bigint | null | boolean | number | SetResult | ScriptReply;
 
 /** Expired locks each applied command reclaims; bounded so apply cost stays O(1). */
 export const EXPIRE_PER_APPLY = 4;
@@ -46,6 +68,7 @@ export function applyCommand(machine: LockStateMachine, command: LockCommand): L
     case 'persist': result = machine.persist(op.key, now); break;
     case 'tick': result = machine.expireDue(now, EXPIRE_PER_TICK); break;
     case 'horizon': machine.raiseHorizon(op.untilMs); result = null; break;
+    case 'script': result = runScript(machine, { ...op, nowMs: now, readOnly: false }); break;
   }
   machine.expireDue(now, EXPIRE_PER_APPLY);
   return result;
@@ -76,12 +99,14 @@ export function noopOutcome(machine: LockStateMachine, op: LockOp, nowMs: number
       if ((op.mode === 'nx') === (holder === undefined)) return undefined;
       return { written: false, previous: holder?.owner };
     }
+    case 'script':
+      return noopScriptOutcome(machine, op, nowMs);
     default:
       return undefined;
   }
 }
 
-const KINDS = ['lock', 'unlock', 'extend', 'set', 'del', 'expire', 'persist', 'tick', 'horizon'] as const;
+const KINDS = ['lock', 'unlock', 'extend', 'set', 'del', 'expire', 'persist', 'tick', 'horizon', 'script'] as const;
 const MODES = ['always', 'nx', 'xx'] as const;
 const CONDITIONS = ['always', 'nx', 'xx', 'gt', 'lt'] as const;
 const FORMAT_VERSION = 1;
@@ -110,8 +135,7 @@ export function encodeCommand(command: LockCommand): Uint8Array {
       if (op.expiry.kind === 'ttl') w.f64(op.expiry.ttlMs);
       break;
     case 'del':
-      w.u32(op.keys.length);
-      for (const key of op.keys) w.str(key);
+      writeStrings(w, op.keys);
       break;
     case 'expire':
       w.str(op.key).f64(op.ttlMs).u8(CONDITIONS.indexOf(op.condition));
@@ -123,6 +147,12 @@ export function encodeCommand(command: LockCommand): Uint8Array {
       break;
     case 'horizon':
       w.f64(op.untilMs);
+      break;
+    case 'script':
+      w.str(op.body);
+      writeStrings(w, op.keys);
+      writeStrings(w, op.args);
+      w.f64(op.wallClockMs).u32(op.budget).u32(op.partition).u32(op.partitions);
       break;
   }
   return w.finish();
@@ -159,13 +189,9 @@ export function decodeCommand(bytes: Uint8Array): LockCommand {
       op = { kind, key, value, mode, expiry };
       break;
     }
-    case 'del': {
-      const count = r.u32();
-      const keys: string[] = [];
-      for (let i = 0; i < count; i++) keys.push(r.str());
-      op = { kind, keys };
+    case 'del':
+      op = { kind, keys: readStrings(r) };
       break;
-    }
     case 'expire':
       op = { kind, key: r.str(), ttlMs: r.f64(), condition: r.pick(CONDITIONS) };
       break;
@@ -178,9 +204,27 @@ export function decodeCommand(bytes: Uint8Array): LockCommand {
     case 'horizon':
       op = { kind, untilMs: r.f64() };
       break;
+    case 'script':
+      op = {
+        kind, body: r.str(), keys: readStrings(r), args: readStrings(r),
+        wallClockMs: r.f64(), budget: r.u32(), partition: r.u32(), partitions: r.u32(),
+      };
+      break;
     default:
       throw r.error('unknown kind');
   }
   r.end();
   return { logTimeMs, op };
+}
+
+function writeStrings(w: Writer, strings: readonly string[]): void {
+  w.u32(strings.length);
+  for (const s of strings) w.str(s);
+}
+
+function readStrings(r: Reader): string[] {
+  const count = r.u32();
+  const strings: string[] = [];
+  for (let i = 0; i < count; i++) strings.push(r.str());
+  return strings;
 }

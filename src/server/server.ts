@@ -383,10 +383,15 @@ export class RaftlockServer implements ConnectionHost {
   }
 
   /** Runs a command here for another node's client; respond gets the RESP reply. Returns a cancel hook. */
-  private serveForwarded(proto: 2 | 3, argv: string[], respond: (reply: string) => void): () => void {
+  private serveForwarded(proto: 2 | 3, argv: string[], respond: (reply: string) => void): (() => void) | undefined {
     const client = new ForwardedClient(proto);
+    const ran = this.runHere(argv, proto, client);
+    if (typeof ran === 'string') {
+      respond(ran);
+      return undefined;
+    }
     let done = false;
-    this.runHere(argv, proto, client).then((reply) => {
+    ran.then((reply) => {
       done = true;
       respond(reply);
     }, (error: Error) => respond(`-ERR ${error.message.replace(/[\r\n]/g, ' ')}\r\n`));
@@ -396,11 +401,12 @@ export class RaftlockServer implements ConnectionHost {
     };
   }
 
-  private runHere(argv: string[], proto: 2 | 3, client: ClientState): Promise<string> {
+  /** The reply now if the command answered at once, else once it does. */
+  private runHere(argv: string[], proto: 2 | 3, client: ClientState): string | Promise<string> {
     const forwarded = client.forwarded === true ? client : Object.assign(Object.create(client) as ClientState, { forwarded: true });
     const ctx = { reply: new ReplyWriter(proto), client: forwarded, server: this.info };
     const pending = dispatch(ctx, argv);
-    if (pending === undefined) return Promise.resolve(ctx.reply.take());
+    if (pending === undefined) return ctx.reply.take();
     return pending.then(() => ctx.reply.take());
   }
 

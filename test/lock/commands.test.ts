@@ -15,6 +15,14 @@ const samples: LockCommand[] = [
   { logTimeMs: 5, op: { kind: 'expire', key: 'k', ttlMs: -5000, condition: 'lt' } },
   { logTimeMs: 5, op: { kind: 'persist', key: 'k' } },
   { logTimeMs: 7, op: { kind: 'tick' } },
+  {
+    logTimeMs: 8,
+    op: {
+      kind: 'script', body: 'return redis.call("get", KEYS[1])\r\n\xff', keys: ['k', '{t}x'], args: ['', 'a\x00b'],
+      wallClockMs: 1_700_000_000_123, budget: 1_000_000, partition: 3, partitions: 8,
+    },
+  },
+  { logTimeMs: 9, op: { kind: 'script', body: '', keys: [], args: [], wallClockMs: 0, budget: 0, partition: 0, partitions: 1 } },
 ];
 
 t.test('every command round-trips through its binary encoding', async (t) => {

@@ -51,6 +51,26 @@ t.test('one-shot redis-cli commands get plain replies', async (t) => {
   t.equal(await cli(port, 'foo', 'a'), "ERR unknown command 'foo', with args beginning with: 'a' \n\n", "Redis's exact text");
 });
 
+t.test('a redis-cli script session: SCRIPT LOAD, EXISTS, FLUSH, EVALSHA, EVAL, NOSCRIPT', async (t) => {
+  if (!toolsPresent(t, { commands: ['redis-cli'] })) return;
+  const { port } = await server(t);
+  const release = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+  const sha = (await cli(port, 'SCRIPT', 'LOAD', release)).trim();
+  t.match(sha, /^[0-9a-f]{40}$/, 'SCRIPT LOAD answers the SHA1');
+  t.equal(await cli(port, 'SCRIPT', 'EXISTS', sha, '0'.repeat(40)), '1\n0\n');
+  t.equal(await cli(port, 'SET', 'job', 'me', 'NX', 'PX', '30000'), 'OK\n');
+  t.equal(await cli(port, 'EVALSHA', sha, '1', 'job', 'someone-else'), '0\n', 'not the owner: nothing released');
+  t.equal(await cli(port, 'KGETLOCK', 'job').then((r) => r.split('\n')[1]), '0', 'the lock a script-free SET took has token 0');
+  t.equal(await cli(port, 'EVALSHA', sha, '1', 'job', 'me'), '1\n', 'the owner releases');
+  t.equal(await cli(port, 'EVAL', "return redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', 5100.0)", '1', 'job', 'you'), 'OK\n', 'a script acquires (5100.0 is sent as 5100)');
+  t.equal(await cli(port, 'GET', 'job'), 'you\n');
+  t.equal(await cli(port, 'EVAL', 'return {1, 2, nil, 4}', '0'), '1\n2\n', 'a table is cut at the first nil');
+  t.equal(await cli(port, 'EVAL', "return redis.call('get', 'missing')", '0'), '\n', 'nil bulk is false, which replies nil');
+  t.equal(await cli(port, 'EVALSHA', 'f'.repeat(40), '0'), 'NOSCRIPT No matching script. Please use EVAL.\n\n');
+  t.equal(await cli(port, 'SCRIPT', 'FLUSH'), 'OK\n');
+  t.equal(await cli(port, 'SCRIPT', 'EXISTS', sha), '0\n', 'flushed');
+});
+
 // Drives redis-cli in a pseudo-terminal: types each command, returns what the terminal showed while
 // it was typed (hints) and the reply after Enter, with escape sequences removed.
 const PTY_DRIVER = String.raw`

@@ -97,3 +97,79 @@ except redis.exceptions.ResponseError as e:
   t.equal(out.ping, true, 'ping with the password');
   t.match(String(out.without_password), /Authentication required/, 'without it: NOAUTH');
 });
+
+t.test("redis-py's Lock: acquire, blocking acquire, extend, reacquire, release, and the fencing token", async (t) => {
+  if (!toolsPresent(t)) return;
+  const { port } = await server(t);
+  const out = await python(port, `
+import threading, time
+from redis.exceptions import LockError, LockNotOwnedError
+lock = r.lock('job', timeout=5)
+out['acquire'] = lock.acquire(blocking=False)
+out['owned'] = lock.owned()
+out['token_after_acquire'] = text(r.execute_command('KGETLOCK', 'job'))[1]
+other = r.lock('job', timeout=5)
+out['other_nonblocking'] = other.acquire(blocking=False)
+out['other_timeout'] = other.acquire(blocking=True, blocking_timeout=0.3)
+out['extend_add'] = lock.extend(10)
+out['pttl_after_add'] = r.pttl('job')
+out['extend_replace'] = lock.extend(2, replace_ttl=True)
+out['pttl_after_replace'] = r.pttl('job')
+out['reacquire'] = lock.reacquire()
+out['pttl_after_reacquire'] = r.pttl('job')
+# A waiter blocks until the holder releases.
+waited = {}
+def waiter():
+    w = r.lock('job', timeout=5, sleep=0.02)
+    start = time.monotonic()
+    waited['acquired'] = w.acquire(blocking=True, blocking_timeout=5)
+    waited['waited_s'] = time.monotonic() - start
+    waited['token'] = text(r.execute_command('KGETLOCK', 'job'))[1]
+    w.release()
+th = threading.Thread(target=waiter)
+th.start()
+time.sleep(0.3)
+lock.release()
+th.join()
+out['waiter'] = waited
+out['owned_after_release'] = lock.owned()
+stolen = r.lock('stolen', timeout=5)
+stolen.acquire()
+r.set('stolen', 'someone-else', px=5000)
+try:
+    stolen.extend(1)
+    out['extend_unowned'] = 'no error'
+except LockError as e:
+    out['extend_unowned'] = type(e).__name__
+try:
+    stolen.release()
+    out['release_unowned'] = 'no error'
+except LockError as e:
+    out['release_unowned'] = type(e).__name__
+out['stolen_kept'] = text(r.get('stolen'))
+with r.lock('ctx', timeout=5) as held:
+    out['context_manager_owned'] = held.owned()
+out['context_manager_released'] = r.exists('ctx')
+`);
+  t.equal(out.acquire, true, 'acquire (SET NX PX)');
+  t.equal(out.owned, true, 'owned() reads the token back');
+  t.equal(out.token_after_acquire, 0, 'KGETLOCK gives the fencing token of the lock just taken');
+  t.equal(out.other_nonblocking, false, 'another Lock cannot take it');
+  t.equal(out.other_timeout, false, 'a blocking acquire gives up after blocking_timeout');
+  t.equal(out.extend_add, true, 'extend adds time (the extend script)');
+  t.ok((out.pttl_after_add as number) > 10_000 && (out.pttl_after_add as number) <= 15_000, `pttl after extend(10): ${String(out.pttl_after_add)}`);
+  t.equal(out.extend_replace, true, 'extend with replace_ttl');
+  t.ok((out.pttl_after_replace as number) > 1_000 && (out.pttl_after_replace as number) <= 2_000, `pttl after replace: ${String(out.pttl_after_replace)}`);
+  t.equal(out.reacquire, true, 'reacquire (the reacquire script)');
+  t.ok((out.pttl_after_reacquire as number) > 4_000, `pttl after reacquire: ${String(out.pttl_after_reacquire)}`);
+  const waiter = out.waiter as { acquired: boolean; waited_s: number; token: number };
+  t.equal(waiter.acquired, true, 'the blocked waiter got the lock once it was released');
+  t.ok(waiter.waited_s >= 0.2, `it waited for the release (${waiter.waited_s.toFixed(2)} s)`);
+  t.equal(waiter.token, 1, 'and a larger fencing token');
+  t.equal(out.owned_after_release, false);
+  t.equal(out.extend_unowned, 'LockNotOwnedError', 'extending a lock another owner now holds raises, as against Redis');
+  t.equal(out.release_unowned, 'LockNotOwnedError', 'so does releasing it');
+  t.equal(out.stolen_kept, 'someone-else', "and the other owner's lock is left alone");
+  t.equal(out.context_manager_owned, true, 'with r.lock(...) holds the lock inside');
+  t.equal(out.context_manager_released, 0, 'and releases it on exit');
+});
