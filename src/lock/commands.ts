@@ -97,7 +97,8 @@ export function noopOutcome(machine: LockStateMachine, op: LockOp, nowMs: number
       if (op.mode === 'always') return undefined;
       const holder = machine.persistent.peek(op.key, nowMs);
       if ((op.mode === 'nx') === (holder === undefined)) return undefined;
-      return { written: false, previous: holder?.owner };
+      const repeat = op.mode === 'nx' && machine.ownerRepeats === 'all' && holder?.owner === op.value;
+      return { written: repeat, previous: holder?.owner };
     }
     case 'script':
       return noopScriptOutcome(machine, op, nowMs);

@@ -11,6 +11,26 @@ export type ExpireCondition = 'always' | 'nx' | 'xx' | 'gt' | 'lt';
  */
 export type SetExpiry = { kind: 'none' } | { kind: 'keep' } | { kind: 'ttl'; ttlMs: number };
 
+/**
+ * How an owner asking again for what it already has is answered. A Redlock
+ * client configured with the nodes of one raftlock cluster as if they were
+ * independent Redis servers sends each request to every node, and they all
+ * reach the same lock: the first acquire takes it, the others find it taken
+ * (by the same owner), and the first release frees it, the others find it
+ * free. Answering those repeats as successes lets such a client reach its
+ * quorum.
+ * - 'none': Redis's replies.
+ * - 'scripts' (default): in the well-known lock scripts, an acquire by the
+ *   owner that holds every key succeeds (the expiry is left as it is), and a
+ *   release by the owner whose release freed the key succeeds. Those clients
+ *   use a random value per lock, so the same value is the same lock.
+ * - 'all': also SET key value NX by the holder's own value answers OK. Off by
+ *   default: some clients use a constant value with SET NX, and would then
+ *   all get the lock.
+ * It changes replies only, never the state, so replicas need not agree on it.
+ */
+export type OwnerRepeats = 'none' | 'scripts' | 'all';
+
 export interface LockInfo {
   owner: string;
   token: bigint;
@@ -47,6 +67,8 @@ export class LockStateMachine {
    * it inherited.
    */
   ephemeralHorizonMs = 0;
+  /** See OwnerRepeats. */
+  ownerRepeats: OwnerRepeats = 'none';
 
   constructor(private readonly limits: LockTableLimits = DEFAULT_TABLE_LIMITS) {
     this.persistent = new LockTable(limits);
@@ -112,7 +134,8 @@ export class LockStateMachine {
     const slot = table.lookup(key, nowMs);
     const previous = slot === NO_SLOT ? undefined : table.ownerOf(slot);
     if ((options.mode === 'nx' && slot !== NO_SLOT) || (options.mode === 'xx' && slot === NO_SLOT)) {
-      return { written: false, previous };
+      // The holder repeating its own SET NX (ownerRepeats 'all'): a success that changes nothing.
+      return { written: options.mode === 'nx' && this.ownerRepeats === 'all' && previous === value, previous };
     }
     const expiry = options.expiry;
     let expiresAtMs = NO_EXPIRY;
@@ -120,6 +143,11 @@ export class LockStateMachine {
     else if (expiry.kind === 'keep' && slot !== NO_SLOT) expiresAtMs = table.expiresAtMsOf(slot);
     this.persistent.replace(key, value, expiresAtMs, nowMs);
     return { written: true, previous };
+  }
+
+  /** The owner whose release freed a PERSISTENT key that is free now (not one whose lease ran out). */
+  releasedBy(key: string, nowMs: number): string | undefined {
+    return this.persistent.releasedBy(key, nowMs);
   }
 
   /** GET: the owner of a PERSISTENT lock, or undefined. */

@@ -5,13 +5,14 @@
  *
  * Layout (big-endian): 'RLLS' magic, u8 version, f64 log time of the last
  * applied command, f64 EPHEMERAL horizon (version 2 on), then the
- * PERSISTENT table (LockTable.writeSnapshot).
+ * PERSISTENT table (LockTable.writeSnapshot; version 3 on, a released
+ * resource's record may name the owner that released it).
  */
 import { Reader, Writer } from './codec.js';
 import type { LockStateMachine } from './machine.js';
 
 const MAGIC = 0x524c4c53; // 'RLLS'
-const VERSION = 2;
+const VERSION = 3;
 
 /** Encodes the replicated state as of the last applied command, whose log time is logTimeMs. */
 export function encodeLockSnapshot(machine: LockStateMachine, logTimeMs: number): Uint8Array {
@@ -30,7 +31,7 @@ export function restoreLockSnapshot(machine: LockStateMachine, bytes: Uint8Array
   const r = new Reader(bytes, 'lock snapshot');
   if (r.u32() !== MAGIC) throw r.error('bad magic');
   const version = r.u8();
-  if (version !== 1 && version !== VERSION) throw r.error(`unknown format version ${version}`);
+  if (version < 1 || version > VERSION) throw r.error(`unknown format version ${version}`);
   const logTimeMs = r.f64();
   machine.ephemeralHorizonMs = version >= 2 ? r.f64() : 0;
   machine.persistent.readSnapshot(r);

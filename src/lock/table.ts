@@ -64,6 +64,11 @@ export class LockTable {
   private cells = new Float64Array(2 * INITIAL_SLOTS);
   /** Slot s's holder; null for a tombstone or an unused slot. Its length is the slots handed out. */
   private readonly owners: (string | null)[] = [];
+  /**
+   * The owner whose release() last freed slot s, kept while a later owner
+   * holds it; null once a lease ran out there (expiry is not a release).
+   */
+  private readonly releasers: (string | null)[] = [];
   /** Slots of evicted tombstones, handed out again before new ones. */
   private readonly freeSlots: Slot[] = [];
   private readonly expiries = new DeadlineHeap();
@@ -179,12 +184,26 @@ export class LockTable {
     if (expiresAtMs !== NO_EXPIRY) this.pushExpiry(expiresAtMs, resource);
   }
 
-  /** Frees a held resource; its token is remembered for the next holder. */
+  /** Frees a held resource; its token is remembered for the next holder, and who released it. */
   release(resource: string, slot: Slot): void {
-    if (this.slots.get(resource) !== slot || this.owners[slot] === null) {
+    const owner = this.owners[slot];
+    if (this.slots.get(resource) !== slot || owner === null) {
       throw new Error(`release of a lock not held: '${resource}'`);
     }
-    this.releaseSlot(resource, slot);
+    this.releaseSlot(resource, slot, owner);
+  }
+
+  /**
+   * The owner whose release last freed the resource (it may be held by
+   * another owner since); undefined if a lease ran out there since, or it
+   * was never released. Never changes anything.
+   */
+  releasedBy(resource: string, nowMs: number): string | undefined {
+    const slot = this.slots.get(resource);
+    if (slot === undefined) return undefined;
+    // A holder whose lease ran out, not reclaimed yet: that is an expiry, which forgets the releaser.
+    if (this.owners[slot] !== null && nowMs > this.cells[2 * slot]!) return undefined;
+    return this.releasers[slot] ?? undefined;
   }
 
   /**
@@ -268,9 +287,12 @@ export class LockTable {
     w.u64(toBigInt(this.tokenFloor)).f64(this.expiredTotal).u32(this.slots.size);
     for (const [resource, slot] of this.slots) {
       w.str(resource).u64(toBigInt(this.cells[2 * slot + 1]!)).f64(this.cells[2 * slot]!);
+      // Tag bit 0: a holder follows; bit 1: the last releaser follows (snapshot version 3 on).
       const owner = this.owners[slot];
-      if (owner === null) w.u8(0);
-      else w.u8(1).str(owner);
+      const releaser = this.releasers[slot] ?? null;
+      w.u8((owner !== null ? 1 : 0) | (releaser !== null ? 2 : 0));
+      if (owner !== null) w.str(owner);
+      if (releaser !== null) w.str(releaser);
     }
   }
 
@@ -278,6 +300,7 @@ export class LockTable {
   readSnapshot(r: Reader): void {
     this.slots.clear();
     this.owners.length = 0;
+    this.releasers.length = 0;
     this.freeSlots.length = 0;
     this.freed = [];
     // The floor is one past a forgotten token, so it may be one past TOKEN_MAX.
@@ -291,7 +314,10 @@ export class LockTable {
       const resource = r.str();
       const token = readToken(r, `the token of '${resource}'`, TOKEN_MAX_BIG);
       const expiresAtMs = r.f64();
-      const owner = r.u8() === 0 ? null : this.shared(r.str());
+      const tag = r.u8();
+      if (tag > 3) throw r.error(`record tag ${tag} of '${resource}'`);
+      const owner = (tag & 1) !== 0 ? this.shared(r.str()) : null;
+      const releaser = (tag & 2) !== 0 ? r.str() : null;
       if (owner !== null) {
         this.live += 1;
         if (expiresAtMs !== NO_EXPIRY) this.expiring += 1;
@@ -300,6 +326,7 @@ export class LockTable {
       }
       this.slots.set(resource, slot);
       this.owners.push(owner);
+      this.releasers.push(releaser);
       this.cells[2 * slot] = expiresAtMs;
       this.cells[2 * slot + 1] = token;
     }
@@ -335,12 +362,15 @@ export class LockTable {
       this.cells = cells;
     }
     this.owners.push(null);
+    this.releasers.push(null);
     return slot;
   }
 
-  private releaseSlot(resource: string, slot: Slot): void {
+  /** Frees a slot; releaser: the owner that released it, null when its lease ran out. */
+  private releaseSlot(resource: string, slot: Slot, releaser: string | null = null): void {
     if (this.cells[2 * slot] !== NO_EXPIRY) this.expiring -= 1;
     this.owners[slot] = null;
+    this.releasers[slot] = releaser;
     this.cells[2 * slot] = NO_EXPIRY;
     this.live -= 1;
     this.freed.push(resource);
@@ -362,6 +392,7 @@ export class LockTable {
       if (this.owners[slot] !== null) continue;
       this.tokenFloor = Math.max(this.tokenFloor, this.cells[2 * slot + 1]! + 1);
       this.slots.delete(resource);
+      this.releasers[slot] = null;
       this.freeSlots.push(slot);
       // Checked after the delete: the last tombstone may be the Map's last record.
       if (this.tombstoneCount <= target) return;

@@ -42,11 +42,29 @@ function holds(c: CallContext, key: string, owner: string): boolean {
   return c.machine.get(key, c.nowMs) === owner;
 }
 
+/** Whether a repeat by the same owner counts as a success (LockStateMachine.ownerRepeats). */
+function repeats(c: CallContext): boolean {
+  return c.machine.ownerRepeats !== 'none';
+}
+
+/**
+ * The owner already released key (it may be held by another since): with
+ * repeats on, its release again is a success, and changes nothing.
+ */
+function releasedBy(c: CallContext, key: string, owner: string): boolean {
+  return repeats(c) && c.machine.releasedBy(key, c.nowMs) === owner;
+}
+
 /** redlock acquire: fails (0) if any key exists, else SET every key PX ttl; replies #KEYS. */
 export const redlockAcquire: NativeScript = (c, keys, args) => {
   const ttlMs = pxMs(args[1]);
   if (ttlMs === undefined || c.readOnly || !keys.every((k) => c.isLocal(k))) return undefined;
-  for (const key of keys) if (c.machine.exists([key], c.nowMs) === 1) return 0;
+  for (const key of keys) {
+    if (c.machine.exists([key], c.nowMs) === 1) {
+      // The holder asking again (every key already its own): a success that changes nothing.
+      return repeats(c) && keys.every((k) => holds(c, k, args[0]!)) ? keys.length : 0;
+    }
+  }
   for (const key of keys) setPx(c, key, args[0]!, ttlMs, 'always');
   return keys.length;
 };
@@ -68,6 +86,8 @@ export const redlockRelease: NativeScript = (c, keys, args) => {
     if (holds(c, key, args[0]!)) {
       c.machine.del([key], c.nowMs);
       count += 1;
+    } else if (releasedBy(c, key, args[0]!)) {
+      count += 1;
     }
   }
   return count;
@@ -76,7 +96,8 @@ export const redlockRelease: NativeScript = (c, keys, args) => {
 /** GET == ARGV[1] → DEL's reply, else 0 (redsync, RedLock.net, pottery release). */
 export const deleteIfHeld: NativeScript = (c, keys, args) => {
   if (!singleKey(c, keys, args, true)) return undefined;
-  return holds(c, keys[0]!, args[0]!) ? c.machine.del([keys[0]!], c.nowMs) : 0;
+  if (holds(c, keys[0]!, args[0]!)) return c.machine.del([keys[0]!], c.nowMs);
+  return releasedBy(c, keys[0]!, args[0]!) ? 1 : 0;
 };
 
 /** redsync's newer delete: DEL's reply when held, -1 when the key is missing, else 0. */
@@ -84,6 +105,7 @@ export const deleteIfHeldOrMissing: NativeScript = (c, keys, args) => {
   if (!singleKey(c, keys, args, true)) return undefined;
   const value = c.machine.get(keys[0]!, c.nowMs);
   if (value === args[0]) return c.machine.del([keys[0]!], c.nowMs);
+  if (releasedBy(c, keys[0]!, args[0]!)) return 1;
   return value === undefined ? -1 : 0;
 };
 

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ServerSettings } from '../commands/spec.js';
+import type { OwnerRepeats } from '../lock/machine.js';
 import type { LogLevel } from './log.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
 
@@ -24,6 +25,8 @@ export interface ServerConfig extends ServerSettings {
    * lease is a little shorter than this.
    */
   readonly electionTimeoutMs: number;
+  /** How an owner repeating an acquire or release it already made is answered (see OwnerRepeats). */
+  readonly ownerRepeats: OwnerRepeats;
 }
 
 export interface PeerEndpoint {
@@ -76,6 +79,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   clusterPort: undefined,
   clusterSecret: undefined,
   electionTimeoutMs: 500,
+  ownerRepeats: 'scripts',
 };
 
 function integer(min: number, max: number) {
@@ -133,6 +137,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--cluster-port <port>', 'peer transport port (default: this node\'s --peers entry, else --port + 10000)', 'CLUSTER_PORT').argParser(integer(1, 65535)))
     .addOption(option('--cluster-secret <secret>', 'shared secret peers authenticate each other with (challenge-response; never sent)', 'CLUSTER_SECRET'))
     .addOption(option('--election-timeout-ms <ms>', 'a follower that hears no leader for this long (to twice this) starts an election; raise it on slow networks', 'ELECTION_TIMEOUT_MS').argParser(integer(100, 60_000)).default(d.electionTimeoutMs))
+    .addOption(option('--owner-repeats <which>', 'answer an owner repeating an acquire or release it already made as a success, so that a Redlock client given every node of one cluster reaches its quorum: none (Redis\'s replies), scripts (the known lock scripts), all (also SET NX by the holder\'s own value)', 'OWNER_REPEATS').choices(['none', 'scripts', 'all']).default(d.ownerRepeats))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -165,5 +170,6 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     clusterPort: o['clusterPort'],
     clusterSecret: o['clusterSecret'],
     electionTimeoutMs: o['electionTimeoutMs'],
+    ownerRepeats: o['ownerRepeats'],
   };
 }

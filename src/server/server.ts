@@ -513,9 +513,11 @@ class Partition implements Replicator {
   wakeTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly index: number, config: ServerConfig, scheduleWake: (partition: Partition, atMs: number) => void) {
+    const machine = new LockStateMachine({ tombstonesMax: config.tombstonesMax });
+    machine.ownerRepeats = config.ownerRepeats;
     this.service = new LockService({
       clock: monotonicMs,
-      machine: new LockStateMachine({ tombstonesMax: config.tombstonesMax }),
+      machine,
       replicator: this,
       scheduleWake: (atMs) => scheduleWake(this, atMs),
       waiterLimits: { perResourceMax: config.waitersPerLockMax, totalMax: config.waitersMax },

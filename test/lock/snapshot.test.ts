@@ -88,3 +88,54 @@ t.test('damaged snapshot bytes are refused with a clear error', async (t) => {
   badVersion[4] = 9;
   t.throws(() => restoreLockSnapshot(new LockStateMachine(), badVersion), /unknown format version 9/);
 });
+
+t.test('a released resource remembers who released it, through a snapshot; one whose lease ran out does not', async (t) => {
+  const machine = new LockStateMachine();
+  machine.lock('persistent', 'released', 'alice', 1000, 0);
+  machine.unlock('persistent', 'released', 'alice', 10);
+  machine.set('deleted', 'bob', { mode: 'nx', expiry: { kind: 'ttl', ttlMs: 1000 } }, 0);
+  machine.del(['deleted'], 10);
+  machine.lock('persistent', 'expired', 'carol', 100, 0);
+  machine.lock('persistent', 'held', 'dave', 1000, 0);
+  machine.lock('persistent', 'retaken', 'erin', 1000, 0);
+  machine.unlock('persistent', 'retaken', 'erin', 10);
+  machine.lock('persistent', 'retaken', 'frank', 1000, 20);
+  const expect = (m: LockStateMachine, label: string): void => {
+    t.equal(m.releasedBy('released', 200), 'alice', `${label}: KUNLOCK`);
+    t.equal(m.releasedBy('deleted', 200), 'bob', `${label}: DEL`);
+    t.equal(m.releasedBy('expired', 200), undefined, `${label}: a lease that ran out is no release`);
+    t.equal(m.releasedBy('held', 200), undefined, `${label}: held`);
+    t.equal(m.releasedBy('retaken', 200), 'erin', `${label}: taken by another owner since: still erin's release`);
+    t.equal(m.info('persistent', 'retaken', 200)?.owner, 'frank', `${label}: held by frank`);
+    t.equal(m.releasedBy('never', 200), undefined, `${label}: no record`);
+  };
+  expect(machine, 'original');
+  machine.expireDue(200, 100);
+  t.equal(machine.releasedBy('expired', 200), undefined, 'reclaimed by expiry: still no release');
+  const restored = new LockStateMachine();
+  restoreLockSnapshot(restored, encodeLockSnapshot(machine, 200));
+  expect(restored, 'restored');
+  restored.lock('persistent', 'released', 'zoe', 100, 300);
+  t.equal(restored.releasedBy('released', 350), 'alice', 'held by another owner: the last release is still alice\'s');
+  restored.expireDue(500, 100);
+  t.equal(restored.releasedBy('released', 500), undefined, 'once a lease ran out there, forgotten');
+});
+
+t.test('a version 2 snapshot (no releasers) is still read', async (t) => {
+  const machine = new LockStateMachine();
+  machine.lock('persistent', 'held', 'a', 1000, 0);
+  machine.lock('persistent', 'free', 'b', 1000, 0);
+  machine.unlock('persistent', 'free', 'b', 1);
+  const bytes = encodeLockSnapshot(machine, 5);
+  t.equal(bytes[4], 3, 'written as version 3');
+  // Version 2 wrote a tombstone as tag 0: rewrite the releaser record ('free', tag 2 + "b") that way.
+  const v2 = Buffer.from(bytes);
+  v2[4] = 2;
+  const tag = v2.lastIndexOf(2); // bit 1 alone: no holder, a releaser
+  const downgraded = Buffer.concat([v2.subarray(0, tag), Buffer.from([0]), v2.subarray(tag + 1 + 4 + 1)]);
+  const restored = new LockStateMachine();
+  restoreLockSnapshot(restored, downgraded);
+  t.equal(restored.info('persistent', 'held', 2)?.owner, 'a');
+  t.equal(restored.releasedBy('free', 2), undefined);
+  t.equal(restored.lock('persistent', 'free', 'c', 1000, 2), 1n, 'the tombstone token is kept');
+});

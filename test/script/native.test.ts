@@ -158,3 +158,29 @@ t.test('fast-path replies lock clients rely on', async (t) => {
   t.equal(run(byName('redsync delete (-1 when missing)'), m, ['gone'], ['tok']), -1);
   t.equal(run(byName('pottery Redlock acquired'), m, ['p'], ['tok'], 300), 1200);
 });
+
+t.test('owner repeats: the holder\'s acquire and a released owner\'s release succeed without changing anything', async (t) => {
+  const script = (name: string): string => KNOWN_SCRIPTS.find((k) => k.name === name)!.body;
+  const run = (m: LockStateMachine, body: string, keys: string[], args: string[], nowMs: number): ScriptReply =>
+    runScript(m, { body, keys, args, nowMs, wallClockMs: 0, budget: 1_000_000, partition: 0, partitions: 1, readOnly: false });
+  const acquire = script('redlock v5 acquire');
+  const release = script('redlock v5 release');
+  for (const repeats of ['none', 'scripts'] as const) {
+    const m = new LockStateMachine();
+    m.ownerRepeats = repeats;
+    const on = repeats === 'scripts';
+    t.equal(run(m, acquire, ['a', 'b'], ['v1', '1000'], 0), 2, `${repeats}: acquire`);
+    const before = encodeLockSnapshot(m, 0);
+    t.equal(run(m, acquire, ['a', 'b'], ['v1', '1000'], 10), on ? 2 : 0, `${repeats}: the same owner again`);
+    t.same(encodeLockSnapshot(m, 0), before, `${repeats}: which changed nothing (the expiry stays)`);
+    t.equal(run(m, acquire, ['a', 'b'], ['v2', '1000'], 10), 0, `${repeats}: another owner still fails`);
+    t.equal(run(m, acquire, ['a', 'c'], ['v1', '1000'], 10), 0, `${repeats}: the owner holding only some of the keys fails`);
+    t.equal(run(m, release, ['a', 'b'], ['v1'], 20), 2, `${repeats}: release`);
+    t.equal(run(m, release, ['a', 'b'], ['v1'], 30), on ? 2 : 0, `${repeats}: the same release again`);
+    t.equal(run(m, acquire, ['a'], ['v2', '1000'], 40), 1, `${repeats}: another owner takes a`);
+    t.equal(run(m, release, ['a', 'b'], ['v1'], 50), on ? 2 : 0, `${repeats}: v1's late repeat still counts, and leaves v2's lock alone`);
+    t.equal(m.get('a', 50), 'v2');
+    t.equal(run(m, acquire, ['x'], ['v3', '100'], 60), 1);
+    t.equal(run(m, release, ['x'], ['v3'], 500), 0, `${repeats}: a lock whose lease ran out is not released by a repeat`);
+  }
+});
