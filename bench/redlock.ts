@@ -468,8 +468,8 @@ function methodSection(options: Options, releaseSha: string): string[] {
     `**EVALSHA of the release script.** redlock 5's release script (the text redlock 5.0.0-beta.2 sends, from \`new Redlock(...).scripts.releaseScript\`, ` +
       `SHA1 \`${releaseSha}\` by redlock's own hashing; raftlock's table of known scripts has the same SHA1, so it runs natively) is loaded with ` +
       '`SCRIPT LOAD` on raftlock single node and on in-memory redis-server, then redis-benchmark calls it. The keys are free, so each call does ' +
-      'one GET and returns 0 (redis-server writes nothing for it); raftlock runs EVAL and EVALSHA as writes through the partition\'s Raft log ' +
-      '(docs/scripting.md), whatever the script does. The extra rows EVAL a script no ' +
+      'one GET and returns 0 (redis-server writes nothing for it); raftlock\'s leader answers a known script that changes nothing without a log ' +
+      'entry, as it does KUNLOCK of a free lock, while any other script is a write through the partition\'s Raft log (docs/scripting.md). The extra rows EVAL a script no ' +
       `lock client sends (\`${VM_SCRIPT}\`: the same one GET), which raftlock runs in its Lua VM, so the VM's cost shows next to the native path. ` +
       `Target (issue 5): the native EVALSHA at ≥ ${NATIVE_TARGET}× in-memory redis-server. With \`-P 16\` redis-benchmark gives every request of a ` +
       'batch the time to the first read of the batch\'s replies, so its p50 and p99 there say when a batch starts to be answered, not when it is done.',
