@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import Redlock4 from 'redlock';
 import Redlock5, { ExecutionError } from 'redlock5';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
+import { waitForLeadership } from '../../bench/lib/leaders.js';
 import { startServer } from '../helpers/server.js';
 
 t.setTimeout(240_000);
@@ -27,6 +28,8 @@ async function cluster(t: { teardown(fn: () => unknown): void }, args: string[] 
   const clients = c.nodes.map((n) => new Redis({ port: n.port, host: '127.0.0.1', maxRetriesPerRequest: 0 }));
   t.teardown(() => clients.forEach((r) => r.disconnect()));
   await waitForLeaders(clients[0]!);
+  // Leaders move to their preferred nodes a few seconds after start: wait until they have.
+  await waitForLeadership(c, { balanced: true, stableMs: 1000, timeoutMs: 60_000 });
   return clients;
 }
 

@@ -1,9 +1,11 @@
 import t from 'tap';
 import { Cluster, Redis } from 'ioredis';
+import { createClient, defineScript } from 'redis';
 import Redlock4 from 'redlock';
 import Redlock5, { ExecutionError } from 'redlock5';
 import { startServer } from '../helpers/server.js';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
+import { waitForLeadership } from '../../bench/lib/leaders.js';
 
 // A 3-node cluster of real processes is part of this file.
 t.setTimeout(240_000);
@@ -13,6 +15,8 @@ type Client = Redis | Cluster;
 /** Where the lock clients connect: a single node, or one node of a 3-node cluster (commands forwarded to the leaders). */
 interface Target {
   name: string;
+  /** The RESP port clients connect to. */
+  port: number;
   client(): Client;
   close(): Promise<void>;
 }
@@ -21,6 +25,7 @@ async function singleNode(): Promise<Target> {
   const s = await startServer({ partitions: 4 });
   return {
     name: 'a single node (4 partitions)',
+    port: s.port,
     client: () => new Redis({ port: s.port, host: '127.0.0.1', maxRetriesPerRequest: 0 }),
     close: s.close,
   };
@@ -29,8 +34,11 @@ async function singleNode(): Promise<Target> {
 async function threeNodes(): Promise<Target> {
   const cluster = await ProcessCluster.start({ nodes: 3, partitions: 8 });
   await waitForLeaders(cluster.node('n1').port);
+  // Leaders move to their preferred nodes a few seconds after start: wait until they have.
+  await waitForLeadership(cluster, { balanced: true, stableMs: 1000, timeoutMs: 60_000 });
   return {
     name: 'one node of a 3-node cluster',
+    port: cluster.node('n1').port,
     client: () => new Redis({ port: cluster.node('n1').port, host: '127.0.0.1', maxRetriesPerRequest: 0 }),
     close: () => cluster.close(),
   };
@@ -120,6 +128,31 @@ for (const makeTarget of [singleNode, threeNodes]) {
       });
       t.ok(seen.every((token) => token === 0), 'held by the same grant for 1.8 s with a 1 s lease: auto-extension works');
       t.equal(await c.exists('v5:long'), 0, 'released when the routine ended');
+    });
+
+    t.test('ioredis defineCommand and node-redis scripts', async (t) => {
+      const redis = client() as Redis & { takeLock(key: string, owner: string, ttl: number): Promise<number> };
+      redis.defineCommand('takeLock', { numberOfKeys: 1, lua: 'if redis.call("set", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 1 else return 0 end' });
+      t.equal(await redis.takeLock('dc:lock', 'alice', 30_000), 1, 'ioredis defineCommand: EVALSHA, NOSCRIPT, then EVAL');
+      t.equal(await redis.takeLock('dc:lock', 'bob', 30_000), 0, 'held: the script says so');
+      t.equal(await tokenOf(redis, 'dc:lock'), 0, 'a lock a script took has a fencing token');
+      const release = defineScript({
+        NUMBER_OF_KEYS: 1,
+        SCRIPT: 'if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end',
+        parseCommand(parser, key: string, owner: string) {
+          parser.pushKey(key);
+          parser.push(owner);
+        },
+        transformReply: (reply: unknown) => reply as number,
+      });
+      const nodeRedis = createClient({ socket: { port: target.port, host: '127.0.0.1', reconnectStrategy: false }, scripts: { release } });
+      await nodeRedis.connect();
+      t.teardown(() => nodeRedis.destroy());
+      t.equal(await nodeRedis.release('dc:lock', 'bob'), 0, 'node-redis defineScript: not the owner');
+      t.equal(await nodeRedis.release('dc:lock', 'alice'), 1, 'the owner releases');
+      t.equal(await nodeRedis.exists('dc:lock'), 0);
+      const sha = await nodeRedis.scriptLoad('return redis.call("set", KEYS[1], ARGV[1], "NX", "PX", 30000)');
+      t.equal(await nodeRedis.evalSha(sha, { keys: ['dc:other'], arguments: ['carol'] }), 'OK', 'node-redis SCRIPT LOAD + EVALSHA');
     });
 
     t.test('contention: many redlock clients, one holder at a time, tokens increase', async (t) => {
