@@ -2,9 +2,9 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import Redlock from 'redlock5';
 import { startServer } from '../helpers/server.js';
+import { sleep } from '../helpers/locks.js';
 import { FencedStore, StaleTokenError, fencingToken } from '../../examples/fenced-store.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 t.test('a Redlock user reads the fencing token of its lock, and a fenced store rejects a paused holder', async (t) => {
   const s = await startServer();

@@ -5,21 +5,10 @@ import { Redis } from 'ioredis';
 import Redlock4 from 'redlock';
 import Redlock5, { ExecutionError } from 'redlock5';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
-import { waitForLeadership } from '../../bench/lib/leaders.js';
+import { settledCluster, sleep, tokenOf } from '../helpers/locks.js';
 import { startServer } from '../helpers/server.js';
 
 t.setTimeout(240_000);
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Until every partition has a leader (CLUSTER INFO says ok). */
-async function waitForLeaders(client: Redis): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (/cluster_state:ok/.test(await client.cluster('INFO'))) return;
-    await sleep(100);
-  }
-  throw new Error('no leader for every partition within 20 s');
-}
 
 /** A 3-node cluster and one ioredis client per node: the N "servers" of a Redlock config. */
 async function cluster(t: { teardown(fn: () => unknown): void }, args: string[] = []): Promise<Redis[]> {
@@ -27,16 +16,8 @@ async function cluster(t: { teardown(fn: () => unknown): void }, args: string[] 
   t.teardown(() => c.close());
   const clients = c.nodes.map((n) => new Redis({ port: n.port, host: '127.0.0.1', maxRetriesPerRequest: 0 }));
   t.teardown(() => clients.forEach((r) => r.disconnect()));
-  await waitForLeaders(clients[0]!);
-  // Leaders move to their preferred nodes a few seconds after start: wait until they have.
-  await waitForLeadership(c, { balanced: true, stableMs: 1000, timeoutMs: 60_000 });
+  await settledCluster(c, clients[0]!);
   return clients;
-}
-
-/** The fencing token of a PERSISTENT lock, from KGETLOCK. */
-async function tokenOf(client: Redis, key: string): Promise<number | null> {
-  const info = (await client.call('KGETLOCK', key)) as [string, number, number] | null;
-  return info === null ? null : info[1];
 }
 
 t.test('redlock 5 and 4 given the 3 nodes of one cluster as 3 servers: acquire, extend, release reach quorum', async (t) => {

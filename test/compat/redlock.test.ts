@@ -5,7 +5,7 @@ import Redlock4 from 'redlock';
 import Redlock5, { ExecutionError } from 'redlock5';
 import { startServer } from '../helpers/server.js';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
-import { waitForLeadership } from '../../bench/lib/leaders.js';
+import { settledCluster, sleep, tokenOf } from '../helpers/locks.js';
 
 // A 3-node cluster of real processes is part of this file.
 t.setTimeout(240_000);
@@ -33,38 +33,18 @@ async function singleNode(): Promise<Target> {
 
 async function threeNodes(): Promise<Target> {
   const cluster = await ProcessCluster.start({ nodes: 3, partitions: 8 });
-  await waitForLeaders(cluster.node('n1').port);
-  // Leaders move to their preferred nodes a few seconds after start: wait until they have.
-  await waitForLeadership(cluster, { balanced: true, stableMs: 1000, timeoutMs: 60_000 });
+  const probe = new Redis({ port: cluster.node('n1').port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+  try {
+    await settledCluster(cluster, probe);
+  } finally {
+    probe.disconnect();
+  }
   return {
     name: 'one node of a 3-node cluster',
     port: cluster.node('n1').port,
     client: () => new Redis({ port: cluster.node('n1').port, host: '127.0.0.1', maxRetriesPerRequest: 0 }),
     close: () => cluster.close(),
   };
-}
-
-/** Until every partition has a leader (CLUSTER INFO says ok). */
-async function waitForLeaders(port: number): Promise<void> {
-  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
-  await c.connect();
-  try {
-    for (let i = 0; i < 200; i++) {
-      if (/cluster_state:ok/.test(await c.cluster('INFO'))) return;
-      await sleep(100);
-    }
-    throw new Error('no leader for every partition within 20 s');
-  } finally {
-    c.disconnect();
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The fencing token of a PERSISTENT lock, from KGETLOCK. */
-async function tokenOf(client: Client, key: string): Promise<number | null> {
-  const info = (await client.call('KGETLOCK', key)) as [string, number, number] | null;
-  return info === null ? null : info[1];
 }
 
 for (const makeTarget of [singleNode, threeNodes]) {
