@@ -15,7 +15,7 @@ interface Started {
 
 async function start(port: number, dataDir: string): Promise<Started> {
   const began = performance.now();
-  const child = spawn(process.execPath, [RAFTLOCK_MAIN, '--port', String(port), '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [RAFTLOCK_MAIN, '--port', String(port), '--http-port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   while (!stderr.includes('ready to accept connections')) {

@@ -97,7 +97,7 @@ export class ProcessCluster {
     const node = this.node(id);
     if (node.child !== null) throw new Error(`${id} is running`);
     const args = [
-      RAFTLOCK_MAIN, '--node-id', id, '--port', String(node.port), '--cluster-port', String(node.clusterPort),
+      RAFTLOCK_MAIN, '--node-id', id, '--port', String(node.port), '--http-port', '0', '--cluster-port', String(node.clusterPort),
       '--peers', this.peersArg.get(id)!, '--data-dir', node.dataDir, '--partitions', String(this.options.partitions ?? 3),
       ...(this.options.secret === undefined ? [] : ['--cluster-secret', this.options.secret]),
       ...(this.options.args ?? []), ...extraArgs,

@@ -360,7 +360,7 @@ export function startRaftlock(options: RaftlockOptions = {}): Promise<ServerProc
     name: 'raftlock',
     command: process.execPath,
     args: (port, dir) => [
-      RAFTLOCK_MAIN, '--port', String(port), '--bind', HOST, '--data-dir', join(dir, 'data'),
+      RAFTLOCK_MAIN, '--port', String(port), '--http-port', '0', '--bind', HOST, '--data-dir', join(dir, 'data'),
       ...passwordArgs, ...(options.logLevel === undefined ? [] : ['--log-level', options.logLevel]),
       ...(options.extraArgs ?? []),
     ],

@@ -27,6 +27,8 @@ export interface ServerConfig extends ServerSettings {
   readonly electionTimeoutMs: number;
   /** How an owner repeating an acquire or release it already made is answered (see OwnerRepeats). */
   readonly ownerRepeats: OwnerRepeats;
+  /** REST API port on --bind; 0: no REST listener. */
+  readonly httpPort: number;
 }
 
 export interface PeerEndpoint {
@@ -80,6 +82,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   clusterSecret: undefined,
   electionTimeoutMs: 500,
   ownerRepeats: 'scripts',
+  httpPort: 8083,
 };
 
 function integer(min: number, max: number) {
@@ -138,6 +141,7 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--cluster-secret <secret>', 'shared secret peers authenticate each other with (challenge-response; never sent)', 'CLUSTER_SECRET'))
     .addOption(option('--election-timeout-ms <ms>', 'a follower that hears no leader for this long (to twice this) starts an election; raise it on slow networks', 'ELECTION_TIMEOUT_MS').argParser(integer(100, 60_000)).default(d.electionTimeoutMs))
     .addOption(option('--owner-repeats <which>', 'answer an owner repeating an acquire or release it already made as a success, so that a Redlock client given every node of one cluster reaches its quorum: none (Redis\'s replies), scripts (the known lock scripts), all (also SET NX by the holder\'s own value)', 'OWNER_REPEATS').choices(['none', 'scripts', 'all']).default(d.ownerRepeats))
+    .addOption(option('--http-port <port>', 'REST API port on --bind (JSON over HTTP); 0: no REST API', 'HTTP_PORT').argParser(integer(0, 65535)).default(d.httpPort))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -171,5 +175,6 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     clusterSecret: o['clusterSecret'],
     electionTimeoutMs: o['electionTimeoutMs'],
     ownerRepeats: o['ownerRepeats'],
+    httpPort: o['httpPort'],
   };
 }

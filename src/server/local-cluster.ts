@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * `npm run cluster`: a local cluster of raftlock nodes on 127.0.0.1 — RESP on
- * 7001, 7002, ..., peer transport on 17001, 17002, ..., data in
- * ./data/cluster/n1, n2, ... Each node's log lines are prefixed with its id.
+ * 7001, 7002, ..., peer transport on 17001, 17002, ..., the REST API on 8083,
+ * 8084, ..., data in ./data/cluster/n1, n2, ... Each node's log lines are
+ * prefixed with its id.
  * Ctrl-C (or SIGTERM) stops every node cleanly.
  *
  * Options: --nodes N (default 3), --partitions P (default 8), --base-port
@@ -26,13 +27,15 @@ const options = program.opts<{ nodes: number; partitions: number; basePort: numb
 const extra = program.args;
 
 const server = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
+/** Node i's REST API port: the default port, then the next ones. */
+const HTTP_BASE_PORT = 8083;
 const ids = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
 const peers = ids.map((id, i) => `${id}=127.0.0.1:${options.basePort + 10_000 + i}`).join(',');
 const children = new Map<string, ChildProcess>();
 
 for (const [i, id] of ids.entries()) {
   const child = spawn(process.execPath, [
-    server, '--node-id', id, '--port', String(options.basePort + i), '--peers', peers,
+    server, '--node-id', id, '--port', String(options.basePort + i), '--http-port', String(HTTP_BASE_PORT + i), '--peers', peers,
     '--partitions', String(options.partitions), '--data-dir', join(options.dataDir, id), ...extra,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.set(id, child);

@@ -21,6 +21,7 @@ import { RAFTLOCK_VERSION } from '../commands/version.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_CONFIG, clusterPortOf, type ServerConfig } from './config.js';
 import { SILENT, type Logger } from './log.js';
+import { RestServer } from './http.js';
 
 /** How often the bounded active-expiry cycle runs, and how long one may take. */
 const EXPIRE_CYCLE_MS = 100;
@@ -57,6 +58,8 @@ export class RaftlockServer implements ConnectionHost {
   readonly services: readonly LockService[];
   private readonly partitions: Partition[];
   private readonly listener: net.Server;
+  /** The REST API (--http-port); undefined when off. */
+  private rest: RestServer | undefined;
   private readonly connections = new Set<Connection>();
   private nextClientId = 1;
   private expireTimer: NodeJS.Timeout | undefined;
@@ -132,6 +135,7 @@ export class RaftlockServer implements ConnectionHost {
       });
     });
     this.listener.on('error', (error) => this.log.error('listener error', { error: error.message }));
+    if (this.config.httpPort !== 0) await this.listenRest(this.config.httpPort);
     this.expireTimer = setInterval(() => this.expireCycle(), EXPIRE_CYCLE_MS);
     this.expireTimer.unref();
     return this.port;
@@ -139,6 +143,25 @@ export class RaftlockServer implements ConnectionHost {
 
   get port(): number {
     return (this.listener.address() as AddressInfo).port;
+  }
+
+  /** The REST API's bound port; undefined when it is off. */
+  get httpPort(): number | undefined {
+    return this.rest?.port;
+  }
+
+  /** Starts the REST API after the RESP listener: its calls run through the same dispatch. */
+  private async listenRest(port: number): Promise<void> {
+    const rest = new RestServer({
+      run: (argv, client) => this.runCommand(argv, client),
+      partitionsWithoutLeader: () => this.partitions.filter((p) => this.reachableLeader(p.index) === null).map((p) => p.index),
+      partitionCount: this.partitions.length,
+      requirepass: this.config.requirepass,
+      connectionsMax: this.config.maxclients,
+    }, this.log);
+    this.rest = rest;
+    await rest.listen(port, this.config.bind);
+    this.log.info('REST API listening', { bind: this.config.bind, httpPort: rest.port });
   }
 
   get connectionCount(): number {
@@ -154,9 +177,11 @@ export class RaftlockServer implements ConnectionHost {
       clearInterval(this.expireTimer);
       clearInterval(this.tickTimer);
       for (const partition of this.partitions) clearTimeout(partition.wakeTimer);
+      const restClosed = this.rest?.close();
       const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
       for (const connection of this.connections) connection.close();
       if (this.listener.listening) await closed;
+      await restClosed;
       for (const partition of this.partitions) partition.replica?.stop();
       await this.transport?.close();
       await this.wal?.close();
@@ -399,6 +424,17 @@ export class RaftlockServer implements ConnectionHost {
       if (done) return;
       client.close();
     };
+  }
+
+  /**
+   * Runs argv as this node's own clients' commands run: a keyed command goes
+   * to its partition's leader unless client is marked forwarded.
+   */
+  private runCommand(argv: string[], client: ClientState): Promise<string> {
+    const ctx = { reply: new ReplyWriter(client.proto), client, server: this.info };
+    const pending = dispatch(ctx, argv);
+    if (pending === undefined) return Promise.resolve(ctx.reply.take());
+    return pending.then(() => ctx.reply.take());
   }
 
   /** The reply now if the command answered at once, else once it does. */

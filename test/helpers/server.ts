@@ -12,10 +12,10 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts an in-process server on a free port; t.teardown(close) stops it even on failure. */
+/** Starts an in-process server on a free port, without the REST API unless asked; t.teardown(close) stops it even on failure. */
 export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'raftlock-test-'));
-  const server = new RaftlockServer({ ...DEFAULT_CONFIG, port: 0, dataDir, logLevel: 'silent', ...overrides });
+  const server = new RaftlockServer({ ...DEFAULT_CONFIG, port: 0, httpPort: 0, dataDir, logLevel: 'silent', ...overrides });
   const port = await server.listen();
   const clients: RawClient[] = [];
   return {

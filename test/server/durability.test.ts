@@ -10,7 +10,7 @@ const MAIN = new URL('../../dist/src/server/main.js', import.meta.url).pathname;
 
 async function start(port: number, dataDir: string): Promise<ChildProcess> {
   // Frequent snapshots, so that crashes land before, during and after them.
-  const args = [MAIN, '--port', String(port), '--data-dir', dataDir, '--snapshot-min-entries', '150'];
+  const args = [MAIN, '--port', String(port), '--http-port', '0', '--data-dir', dataDir, '--snapshot-min-entries', '150'];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
