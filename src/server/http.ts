@@ -5,6 +5,7 @@ import type { ClientState } from '../commands/spec.js';
 import { fromUtf8, toUtf8 } from '../../resp/encoder.js';
 import { TTL_MS_MAX } from '../commands/lock-args.js';
 import { parseRespReply, type RespValue } from './resp-reply.js';
+import { SocketlessClient } from './socketless-client.js';
 import type { Logger } from './log.js';
 
 /**
@@ -38,7 +39,7 @@ const HTTP_REQUEST_TIMEOUT_MS = 30_000;
 /** What the HTTP front end needs from the server it belongs to. */
 export interface RestHost {
   /** Runs argv (binary strings) as a client of this node; resolves with the RESP2 reply. */
-  run(argv: string[], client: ClientState): Promise<string>;
+  run(argv: string[], client: ClientState): string | Promise<string>;
   /** The partitions for which this node sees no reachable leader. */
   partitionsWithoutLeader(): number[];
   readonly partitionCount: number;
@@ -193,7 +194,7 @@ export class RestServer {
   private async call(endpoint: Endpoint, body: Record<string, unknown>, res: http.ServerResponse): Promise<Reply> {
     const argv = endpoint.argv(body);
     if (typeof argv === 'string') return invalid(argv);
-    const client = new RestClient();
+    const client = new SocketlessClient(2, 'http', false, 'rest');
     // A caller that hangs up cancels a command still forwarded to a leader.
     res.once('close', () => client.close());
     const reply = parseRespReply(await this.host.run(argv, client));
@@ -268,36 +269,4 @@ function send(res: http.ServerResponse, reply: Reply): void {
   const text = toJson(reply.body);
   res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...reply.headers });
   res.end(text);
-}
-
-/**
- * The client state of one REST call. Not marked forwarded: dispatch sends a
- * keyed command on to its partition's leader, as for a RESP client.
- */
-class RestClient implements ClientState {
-  readonly id = 0;
-  name = '';
-  libName = 'rest';
-  libVer = '';
-  proto: 2 | 3 = 2;
-  authenticated = true;
-  db = 0;
-  readonly addr = 'http';
-  readonly laddr = 'http';
-  readonly createdAtMs = 0;
-  lastCommand = 'NULL';
-  closeAfterReply = false;
-  blocked = false;
-  lastActiveMs = 0;
-  readonly onClose = new Set<() => void>();
-
-  /** The HTTP caller went away: runs the command's cleanup hooks (e.g. cancel a forward). */
-  close(): void {
-    for (const cleanup of this.onClose) cleanup();
-    this.onClose.clear();
-  }
-
-  bufferSizes(): { query: number; output: number } {
-    return { query: 0, output: 0 };
-  }
 }

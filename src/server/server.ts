@@ -5,6 +5,7 @@ import { LockService, type Replicator } from '../lock/service.js';
 import type { LockOp, LockResult } from '../lock/commands.js';
 import { LockStateMachine } from '../lock/machine.js';
 import { NotLeaderError, Replica } from '../cluster/replica.js';
+import { SocketlessClient } from './socketless-client.js';
 import { PeerTransport, type PeerUnavailableError, type ReplySink, type RequestHandle } from '../cluster/transport.js';
 import type { Message } from '../../raft/types.js';
 import type { Status } from '../../raft/rawnode.js';
@@ -409,7 +410,7 @@ export class RaftlockServer implements ConnectionHost {
 
   /** Runs a command here for another node's client; respond gets the RESP reply. Returns a cancel hook. */
   private serveForwarded(proto: 2 | 3, argv: string[], respond: (reply: string) => void): (() => void) | undefined {
-    const client = new ForwardedClient(proto);
+    const client = new SocketlessClient(proto, 'peer', true);
     const ran = this.runHere(argv, proto, client);
     if (typeof ran === 'string') {
       respond(ran);
@@ -430,20 +431,18 @@ export class RaftlockServer implements ConnectionHost {
    * Runs argv as this node's own clients' commands run: a keyed command goes
    * to its partition's leader unless client is marked forwarded.
    */
-  private runCommand(argv: string[], client: ClientState): Promise<string> {
-    const ctx = { reply: new ReplyWriter(client.proto), client, server: this.info };
-    const pending = dispatch(ctx, argv);
-    if (pending === undefined) return Promise.resolve(ctx.reply.take());
-    return pending.then(() => ctx.reply.take());
-  }
-
-  /** The reply now if the command answered at once, else once it does. */
-  private runHere(argv: string[], proto: 2 | 3, client: ClientState): string | Promise<string> {
-    const forwarded = client.forwarded === true ? client : Object.assign(Object.create(client) as ClientState, { forwarded: true });
-    const ctx = { reply: new ReplyWriter(proto), client: forwarded, server: this.info };
+  /** Runs argv for a client without a socket: the reply now if it answered at once, else once it does. */
+  private runCommand(argv: string[], client: ClientState, proto: 2 | 3 = client.proto): string | Promise<string> {
+    const ctx = { reply: new ReplyWriter(proto), client, server: this.info };
     const pending = dispatch(ctx, argv);
     if (pending === undefined) return ctx.reply.take();
     return pending.then(() => ctx.reply.take());
+  }
+
+  /** runCommand() on this node, never forwarded again. */
+  private runHere(argv: string[], proto: 2 | 3, client: ClientState): string | Promise<string> {
+    const forwarded = client.forwarded === true ? client : Object.assign(Object.create(client) as ClientState, { forwarded: true });
+    return this.runCommand(argv, forwarded, proto);
   }
 
   private clusterView(): ClusterView {
@@ -475,7 +474,7 @@ export class RaftlockServer implements ConnectionHost {
       const leader = here ? this.config.nodeId : this.reachableLeader(p) ?? (await this.leaderElected(p));
       if (leader === null) return `TRYAGAIN partition ${p} has no leader right now; retry`;
       if (leader !== this.config.nodeId) {
-        const reply = await this.forwardTo(leader, p, ['CLUSTER', verb, change.node, 'PARTITION', String(p)], new ForwardedClient(2)).catch((e: Error) => `-${errorText(e)}\r\n`);
+        const reply = await this.forwardTo(leader, p, ['CLUSTER', verb, change.node, 'PARTITION', String(p)], new SocketlessClient(2, 'peer', true)).catch((e: Error) => `-${errorText(e)}\r\n`);
         return reply.startsWith('+') ? null : reply.slice(1).trimEnd();
       }
       const voters = replica.membership.voters;
@@ -646,42 +645,4 @@ function caughtUp(status: Status, node: string): boolean {
 /** An error as the text of a RESP error reply. */
 function errorText(error: Error): string {
   return errorReply(error).replace(/[\r\n]/g, ' ');
-}
-
-/** The client of a command another node forwarded here. */
-class ForwardedClient implements ClientState {
-  readonly id = 0;
-  readonly forwarded = true;
-  name = '';
-  libName = '';
-  libVer = '';
-  authenticated = true;
-  db = 0;
-  readonly addr = 'peer';
-  readonly laddr = 'peer';
-  readonly createdAtMs = 0;
-  lastCommand = 'NULL';
-  closeAfterReply = false;
-  blocked = false;
-  lastActiveMs = 0;
-  /** Made on first use: most forwarded commands never register a hook. */
-  private hooks: Set<() => void> | undefined;
-
-  constructor(public proto: 2 | 3) {}
-
-  get onClose(): Set<() => void> {
-    return (this.hooks ??= new Set());
-  }
-
-  /** The requesting node's client went away: runs the command's cleanup hooks. */
-  close(): void {
-    const hooks = this.hooks;
-    if (hooks === undefined) return;
-    for (const cleanup of hooks) cleanup();
-    hooks.clear();
-  }
-
-  bufferSizes(): { query: number; output: number } {
-    return { query: 0, output: 0 };
-  }
 }
