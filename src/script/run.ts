@@ -9,19 +9,14 @@ import { partitionOfKey } from '../cluster/slots.js';
 import { runCall, type CallContext } from './calls.js';
 import { knownScript } from './known.js';
 import type { ScriptReply } from './reply.js';
-import { luaVm } from './vm.js';
+import { luaVm, type VmRun } from './vm.js';
 
-export interface ScriptRun {
-  /** The script's text (binary string). */
-  readonly body: string;
-  readonly keys: readonly string[];
-  readonly args: readonly string[];
+/** A script run: what the VM needs (text, KEYS, ARGV, instruction budget), and where and when it runs. */
+export interface ScriptRun extends Omit<VmRun, 'host'> {
   /** Log time the script runs at. */
   readonly nowMs: number;
   /** The leader's wall clock when it took the script (SET EXAT/PXAT inside it). */
   readonly wallClockMs: number;
-  /** Lua instructions the script may run. */
-  readonly budget: number;
   /** The partition it runs on, of how many: keys it touches must belong to it. */
   readonly partition: number;
   readonly partitions: number;
