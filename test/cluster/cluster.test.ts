@@ -82,18 +82,20 @@ t.test('three nodes: any node serves any key, leaders spread, CLUSTER commands a
   t.equal(sizes.reduce((x, y) => x + y, 0), 31, 'each node counts the keys of the partitions it leads; together, all of them');
 
   // Every node describes the same owners: each slot range is served by its partition's leader.
+  // Leaders read again: on a loaded machine an election may have moved one since (the balancer moves it back).
+  const current = await balanced(cluster);
   const described = await Promise.all(clients.map((cl) => cl.call('CLUSTER', 'SLOTS') as Promise<[number, number, [string, number, string, unknown[]]][]>));
   const ports = new Map(cluster.nodes.map((n) => [n.id, n.port]));
   t.same(described[1], described[0], 'n2 agrees with n1');
   t.same(described[2], described[0], 'n3 agrees with n1');
-  t.same(described[0]!.map(([, , at]) => at[1]), leaders.map((l) => ports.get(l)), 'each range points at its leader');
+  t.same(described[0]!.map(([, , at]) => at[1]), current.map((l) => ports.get(l)), 'each range points at its leader');
   t.match(await a.call('CLUSTER', 'INFO'), /cluster_state:ok\r\n[\s\S]*cluster_known_nodes:3\r\ncluster_size:3\r\n/);
   const nodesText = (await a.call('CLUSTER', 'NODES')) as string;
   t.equal(nodesText.trim().split('\n').length, 3, 'CLUSTER NODES lists three nodes');
   t.match(nodesText, /myself,master/);
   const infoCluster = (await a.call('INFO', 'cluster')) as string;
   t.match(infoCluster, /cluster_known_nodes:3\r\ncluster_partitions:6\r\ncluster_partitions_led:2\r\ncluster_partitions_without_leader:0\r\n/);
-  t.match(infoCluster, new RegExp(`partition0:leader=${leaders[0]}\r\n`));
+  t.match(infoCluster, new RegExp(`partition0:leader=${current[0]}\r\n`));
   t.match(await a.call('INFO', 'raft'), /partition5:role=\w+,term=\d+,leader=n\d,.*,log_entries=\d+,voters=n1\|n2\|n3\r\n/);
 });
 
