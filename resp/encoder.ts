@@ -17,6 +17,12 @@ function oneLine(s: string): string {
 
 export class ReplyWriter {
   proto: 2 | 3;
+  /**
+   * Error replies written so far, nested ones included: a command's reply
+   * holds an error when this grew while it was written (how Redis tells
+   * failed calls). Cheaper than looking at the output, which is a rope.
+   */
+  errors = 0;
   private out = '';
 
   constructor(proto: 2 | 3 = 2) {
@@ -35,8 +41,12 @@ export class ReplyWriter {
     return out;
   }
 
-  /** Appends bytes that are already RESP-encoded. */
+  /**
+   * Appends bytes that are already RESP-encoded: one whole reply (another
+   * node's), counted in `errors` when it is an error.
+   */
   raw(bytes: string): void {
+    if (bytes.charCodeAt(0) === 45) this.errors += 1;
     this.out += bytes;
   }
 
@@ -46,6 +56,7 @@ export class ReplyWriter {
 
   /** `s` carries its own prefix: "ERR ...", "WRONGTYPE ...". */
   error(s: string): void {
+    this.errors += 1;
     this.out += '-' + oneLine(s) + '\r\n';
   }
 

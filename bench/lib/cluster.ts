@@ -25,6 +25,8 @@ export interface ClusterOptions {
   secret?: string;
   /** More flags for every node. */
   args?: string[];
+  /** More flags for one node (its own --metrics-port, say). */
+  nodeArgs?: (id: string) => string[];
   /**
    * The address node `from` dials to reach node `to`, whose peer transport listens at `target`
    * (the node with the smaller id dials). Default: the target itself.
@@ -100,7 +102,7 @@ export class ProcessCluster {
       RAFTLOCK_MAIN, '--node-id', id, '--port', String(node.port), '--http-port', '0', '--cluster-port', String(node.clusterPort),
       '--peers', this.peersArg.get(id)!, '--data-dir', node.dataDir, '--partitions', String(this.options.partitions ?? 3),
       ...(this.options.secret === undefined ? [] : ['--cluster-secret', this.options.secret]),
-      ...(this.options.args ?? []), ...extraArgs,
+      ...(this.options.args ?? []), ...(this.options.nodeArgs?.(id) ?? []), ...extraArgs,
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     node.child = child;

@@ -194,6 +194,8 @@ export class Replica {
   private again = false;
   private failed: Error | null = null;
   private leader: NodeId | null = null;
+  /** Times this replica learned of a new leader (metrics). */
+  private leaderChangesSeen = 0;
   private role = 'follower';
   private applied = 0;
   private readonly policy: SnapshotPolicy;
@@ -282,6 +284,10 @@ export class Replica {
 
     get leaderId(): NodeId | null {
     return this.leader;
+  }
+
+  get leaderChanges(): number {
+    return this.leaderChangesSeen;
   }
 
   /** Index of the newest snapshot (taken or installed; 1 is the founding one). */
@@ -652,6 +658,7 @@ export class Replica {
 
   private changeRole(role: string, leader: NodeId | null, unstable: readonly Entry[]): void {
     const wasLeader = this.role === 'leader';
+    if (leader !== null && leader !== this.leader) this.leaderChangesSeen += 1;
     this.role = role;
     this.leader = leader;
     if (role === 'leader' && !wasLeader) {

@@ -4,29 +4,47 @@ import { COMMANDS, buildTable, type CommandEntry } from './table.js';
 import { NOAUTH } from './auth-common.js';
 import { errorReply } from './respond.js';
 import { BLOCKING } from './spec.js';
+import type { Refusal } from '../stats/command-stats.js';
 
 const TABLE = buildTable(COMMANDS);
 
 /**
+ * What dispatch found out about the command it was given, for the caller
+ * that keeps statistics; set on every call (reuse one object: no allocation).
+ */
+export interface DispatchOutcome {
+  /** The command's spec (a subcommand's own), or null when argv names none. */
+  spec: CommandSpec | null;
+  /** Why it was refused before running (its reply is that error), or null when it ran. */
+  refused: Refusal | null;
+}
+
+/** For callers that keep no statistics. */
+const UNOBSERVED: DispatchOutcome = { spec: null, refused: null };
+
+/**
  * Runs one command: lookup, arity, authentication and generic syntax checks in
  * Redis's order, then the handler. Exactly one reply is written (now, or when
- * the returned promise settles).
+ * the returned promise settles); a refusal is always written now.
  */
-export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<void> {
+export function dispatch(ctx: CommandContext, argv: string[], outcome: DispatchOutcome = UNOBSERVED): void | Promise<void> {
   const name = argv[0]!;
   const top = TABLE.get(name) ?? TABLE.get(name.toLowerCase());
-  if (top === undefined) return ctx.reply.error(unknownCommand(argv));
+  outcome.spec = null;
+  if (top === undefined) return refuse(ctx, outcome, 'unknown_command', unknownCommand(argv));
   let entry: CommandEntry = top;
   if (top.subcommands !== null && argv.length >= 2) {
     const sub = top.subcommands.get(argv[1]!.toLowerCase());
-    if (sub === undefined) return ctx.reply.error(unknownSubcommand(argv));
+    if (sub === undefined) return refuse(ctx, outcome, 'unknown_subcommand', unknownSubcommand(argv));
     entry = sub;
   }
   const spec = entry.spec;
+  outcome.spec = spec;
   if (argv.length < spec.arity.min || argv.length > spec.arity.max) {
-    return ctx.reply.error(`ERR wrong number of arguments for '${spec.name}' command`);
+    return refuse(ctx, outcome, 'arity', `ERR wrong number of arguments for '${spec.name}' command`);
   }
-  if (!ctx.client.authenticated && !top.spec.flags.includes('no_auth')) return ctx.reply.error(NOAUTH);
+  if (!ctx.client.authenticated && !top.spec.flags.includes('no_auth')) return refuse(ctx, outcome, 'noauth', NOAUTH);
+  outcome.refused = null;
   ctx.client.lastCommand = spec.name;
   if (ctx.server.forward !== undefined && ctx.client.forwarded !== true) {
     const key = routingKey(top.spec, argv);
@@ -36,8 +54,13 @@ export function dispatch(ctx: CommandContext, argv: string[]): void | Promise<vo
   }
   if (entry.syntax === null) return spec.handler!(ctx, argv, NO_ARGS);
   const parsed = parseArgs(entry.syntax, argv, entry === top ? 1 : 2);
-  if (typeof parsed === 'string') return ctx.reply.error(parsed);
+  if (typeof parsed === 'string') return refuse(ctx, outcome, 'syntax', parsed);
   return spec.handler!(ctx, argv, parsed);
+}
+
+function refuse(ctx: CommandContext, outcome: DispatchOutcome, reason: Refusal, error: string): void {
+  outcome.refused = reason;
+  ctx.reply.error(error);
 }
 
 const NO_ARGS = Object.freeze({});

@@ -5,6 +5,9 @@ import { partitionLeaders } from './partition.js';
 
 type Section = (ctx: CommandContext) => [string, string | number][];
 
+/** INFO latencystats percentiles (Redis's default latency-tracking-info-percentiles). */
+export const LATENCY_PERCENTILES = [50, 99, 99.9] as const;
+
 function sum(ctx: CommandContext, each: (service: LockService) => number): number {
   let total = 0;
   for (const service of ctx.server.services) total += each(service);
@@ -40,12 +43,18 @@ const sections: Record<string, Section> = {
       ['maxmemory_policy', 'noeviction'],
     ];
   },
-  persistence: () => [
-    ['loading', 0],
-    ['async_loading', 0],
-    ['rdb_bgsave_in_progress', 0],
-    ['aof_enabled', 0],
-  ],
+  persistence: (ctx) => {
+    const wal = ctx.server.wal?.();
+    return [
+      ['loading', 0],
+      ['async_loading', 0],
+      ['rdb_bgsave_in_progress', 0],
+      ['aof_enabled', 0],
+      ...(wal === undefined ? [] : [
+        ['wal_segments', wal.segments], ['wal_batches', wal.batches], ['wal_records', wal.records], ['wal_bytes', wal.bytes],
+      ] as [string, number][]),
+    ];
+  },
   stats: (ctx) => {
     const stats = ctx.server.stats;
     return [
@@ -55,8 +64,10 @@ const sections: Record<string, Section> = {
       ['total_net_output_bytes', stats.netOutputBytes],
       ['rejected_connections', stats.rejectedConnections],
       ['expired_keys', sum(ctx, (s) => s.machine.persistent.expiredTotal + s.machine.ephemeral.expiredTotal)],
-      ['total_error_replies', 0],
+      ['total_error_replies', stats.totalErrorReplies],
       ['protocol_errors', stats.protocolErrors],
+      ['client_query_buffer_limit_disconnections', stats.queryBufferLimitDisconnections],
+      ['client_output_buffer_limit_disconnections', stats.outputBufferLimitDisconnections],
     ];
   },
   replication: () => [
@@ -71,13 +82,33 @@ const sections: Record<string, Section> = {
       ['used_cpu_user', (usage.user / 1e6).toFixed(6)],
     ];
   },
+  commandstats: (ctx) => {
+    const lines: [string, string][] = [];
+    for (const s of ctx.server.commandStats.all()) {
+      if (s.calls === 0 && s.rejectedCalls === 0 && s.failedCalls === 0) continue;
+      const perCall = s.calls === 0 ? 0 : s.usec / s.calls;
+      lines.push([`cmdstat_${s.spec.name}`, `calls=${s.calls},usec=${Math.round(s.usec)},usec_per_call=${perCall.toFixed(2)},` +
+        `rejected_calls=${s.rejectedCalls},failed_calls=${s.failedCalls}`]);
+    }
+    return lines;
+  },
+  latencystats: (ctx) => {
+    const lines: [string, string][] = [];
+    for (const s of ctx.server.commandStats.all()) {
+      const h = s.histogram;
+      if (h === null) continue;
+      lines.push([`latency_percentiles_usec_${s.spec.name}`, LATENCY_PERCENTILES.map((p) => `p${p}=${(h.percentile(p) / 1000).toFixed(3)}`).join(',')]);
+    }
+    return lines;
+  },
   raft: (ctx) => {
     const groups = ctx.server.raft?.() ?? [];
     return [
       ['raft_partitions', ctx.server.services.length],
       ...groups.map((g, p): [string, string] => [`partition${p}`,
-        `role=${g.role},term=${g.term},leader=${g.leader ?? ''},last_index=${g.lastIndex},commit_index=${g.commitIndex},` +
-        `applied_index=${g.appliedIndex},snapshot_index=${g.snapshotIndex},log_entries=${g.logEntries},voters=${g.voters.join('|')}`]),
+        `role=${g.role},term=${g.term},leader=${g.leader ?? ''},leader_changes=${g.leaderChanges},` +
+        `last_index=${g.lastIndex},commit_index=${g.commitIndex},applied_index=${g.appliedIndex},` +
+        `snapshot_index=${g.snapshotIndex},log_entries=${g.logEntries},voters=${g.voters.join('|')}`]),
     ];
   },
   cluster: (ctx) => {
@@ -110,9 +141,12 @@ const sections: Record<string, Section> = {
 
 const TITLES: Record<string, string> = {
   server: 'Server', clients: 'Clients', memory: 'Memory', persistence: 'Persistence', stats: 'Stats',
-  replication: 'Replication', cpu: 'CPU', raft: 'Raft', cluster: 'Cluster', keyspace: 'Keyspace', locks: 'Locks',
+  replication: 'Replication', cpu: 'CPU', commandstats: 'Commandstats', latencystats: 'Latencystats',
+  raft: 'Raft', cluster: 'Cluster', keyspace: 'Keyspace', locks: 'Locks',
 };
-const DEFAULT_SECTIONS = Object.keys(sections);
+const ALL_SECTIONS = Object.keys(sections);
+/** As in Redis, these come with INFO all or everything, or by name, not in the default INFO. */
+const NOT_DEFAULT = new Set(['commandstats', 'latencystats']);
 
 export default defineCommand({
   name: 'info',
@@ -126,8 +160,9 @@ export default defineCommand({
   args: [{ name: 'section', type: 'string', optional: true, multiple: true }],
   handler(ctx, argv) {
     const asked = argv.slice(1).map((s) => s.toLowerCase());
-    const all = asked.length === 0 || asked.some((s) => s === 'all' || s === 'everything' || s === 'default');
-    const names = all ? DEFAULT_SECTIONS : DEFAULT_SECTIONS.filter((s) => asked.includes(s));
+    const all = asked.includes('all') || asked.includes('everything');
+    const defaults = asked.length === 0 || asked.includes('default');
+    const names = ALL_SECTIONS.filter((s) => all || (defaults && !NOT_DEFAULT.has(s)) || asked.includes(s));
     const blocks = names.map((name) => {
       const lines = sections[name]!(ctx).map(([k, v]) => `${k}:${v}`);
       return [`# ${TITLES[name]}`, ...lines].join('\r\n') + '\r\n';

@@ -1,5 +1,8 @@
 import type { ReplyWriter } from '../../resp/encoder.js';
 import type { LockService } from '../lock/service.js';
+import type { CommandStatsTable } from '../stats/command-stats.js';
+import type { Slowlog } from '../stats/slowlog.js';
+import type { WalStats } from '../storage/wal.js';
 
 /** Command flags, as COMMAND INFO reports them. */
 export type CommandFlag =
@@ -65,6 +68,9 @@ export interface ServerInfo {
   clockMs(): number;
   readonly config: ServerSettings;
   readonly stats: ServerStats;
+  /** Per-command calls, time, refusals, errors and latency histograms (INFO commandstats, LATENCY HISTOGRAM). */
+  readonly commandStats: CommandStatsTable;
+  readonly slowlog: Slowlog;
   readonly startedAtWallMs: number;
   readonly version: string;
   clients(): Iterable<ClientState>;
@@ -75,6 +81,8 @@ export interface ServerInfo {
   wallClockMs(): number;
   /** Each open partition's Raft group (INFO raft). */
   raft?(): RaftInfo[];
+  /** The write-ahead log's counters, once it is open (INFO persistence). */
+  wal?(): WalStats | undefined;
   /**
    * Runs argv on the node leading the partition when that is another node,
    * resolving with its RESP reply bytes (latin1); undefined when it runs here.
@@ -103,6 +111,8 @@ export interface RaftInfo {
   role: string;
   term: number;
   leader: string | null;
+  /** Times this node saw the partition get a new leader. */
+  leaderChanges: number;
   lastIndex: number;
   commitIndex: number;
   appliedIndex: number;
@@ -133,6 +143,11 @@ export interface ServerStats {
   protocolErrors: number;
   netInputBytes: number;
   netOutputBytes: number;
+  /** Error replies to commands, refused ones included (INFO total_error_replies). */
+  totalErrorReplies: number;
+  /** Clients closed for sending more than the query buffer limit, or not reading their replies. */
+  queryBufferLimitDisconnections: number;
+  outputBufferLimitDisconnections: number;
 }
 
 export interface CommandContext {

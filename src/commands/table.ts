@@ -19,6 +19,7 @@ import kextend from './kextend.js';
 import kgetlock from './kgetlock.js';
 import klock from './klock.js';
 import kunlock from './kunlock.js';
+import latency from './latency.js';
 import persist from './persist.js';
 import pexpire from './pexpire.js';
 import ping from './ping.js';
@@ -28,6 +29,7 @@ import reset from './reset.js';
 import script from './script.js';
 import select from './select.js';
 import set from './set.js';
+import slowlog from './slowlog.js';
 import time from './time.js';
 import ttl from './ttl.js';
 import unlink from './unlink.js';
@@ -38,7 +40,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   set, get, del, unlink, exists, expire, pexpire, ttl, pttl, persist, dbsize,
   evalCommand, evalshaCommand, evalRoCommand, evalshaRoCommand, script,
   ping, echo, hello, auth, select, client, quit, reset,
-  command, info, config, time, cluster, readonlyCommand, readwriteCommand, askingCommand,
+  command, info, config, slowlog, latency, time, cluster, readonlyCommand, readwriteCommand, askingCommand,
 ];
 
 export interface CommandEntry {

@@ -29,6 +29,11 @@ export interface ServerConfig extends ServerSettings {
   readonly ownerRepeats: OwnerRepeats;
   /** REST API port on --bind; 0: no REST listener. */
   readonly httpPort: number;
+  /** Prometheus endpoint (GET /metrics) port on --bind; 0: none. */
+  readonly metricsPort: number;
+  /** Initial slowlog-log-slower-than (µs; negative: off) and slowlog-max-len; CONFIG SET changes them. */
+  readonly slowlogLogSlowerThanUs: number;
+  readonly slowlogMaxLen: number;
 }
 
 export interface PeerEndpoint {
@@ -83,12 +88,15 @@ export const DEFAULT_CONFIG: ServerConfig = {
   electionTimeoutMs: 500,
   ownerRepeats: 'scripts',
   httpPort: 8083,
+  metricsPort: 0,
+  slowlogLogSlowerThanUs: 10_000,
+  slowlogMaxLen: 128,
 };
 
 function integer(min: number, max: number) {
   return (text: string): number => {
     const n = Number(text);
-    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
       throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
     }
     return n;
@@ -142,6 +150,9 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--election-timeout-ms <ms>', 'a follower that hears no leader for this long (to twice this) starts an election; raise it on slow networks', 'ELECTION_TIMEOUT_MS').argParser(integer(100, 60_000)).default(d.electionTimeoutMs))
     .addOption(option('--owner-repeats <which>', 'answer an owner repeating an acquire or release it already made as a success, so that a Redlock client given every node of one cluster reaches its quorum: none (Redis\'s replies), scripts (the known lock scripts), all (also SET NX by the holder\'s own value)', 'OWNER_REPEATS').choices(['none', 'scripts', 'all']).default(d.ownerRepeats))
     .addOption(option('--http-port <port>', 'REST API port on --bind (JSON over HTTP); 0: no REST API', 'HTTP_PORT').argParser(integer(0, 65535)).default(d.httpPort))
+    .addOption(option('--metrics-port <port>', 'Prometheus metrics (GET /metrics) port on --bind; 0: none', 'METRICS_PORT').argParser(integer(0, 65535)).default(d.metricsPort))
+    .addOption(option('--slowlog-log-slower-than <us>', 'SLOWLOG keeps commands that took at least this many microseconds (0: all, negative: none)', 'SLOWLOG_LOG_SLOWER_THAN').argParser(integer(-1, 2 ** 31 - 1)).default(d.slowlogLogSlowerThanUs))
+    .addOption(option('--slowlog-max-len <n>', 'SLOWLOG entries kept', 'SLOWLOG_MAX_LEN').argParser(integer(0, 1_000_000)).default(d.slowlogMaxLen))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -176,5 +187,8 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     electionTimeoutMs: o['electionTimeoutMs'],
     ownerRepeats: o['ownerRepeats'],
     httpPort: o['httpPort'],
+    metricsPort: o['metricsPort'],
+    slowlogLogSlowerThanUs: o['slowlogLogSlowerThan'],
+    slowlogMaxLen: o['slowlogMaxLen'],
   };
 }

@@ -1,8 +1,11 @@
 import type { Socket } from 'node:net';
+// The module's binding: the global `performance` is a getter on every access, a cost on each command.
+import { performance } from 'node:perf_hooks';
 import { RequestDecoder, ProtocolError } from '../../resp/decoder.js';
 import { ReplyWriter } from '../../resp/encoder.js';
-import { BLOCKING, type ClientState, type CommandContext, type ServerInfo } from '../commands/spec.js';
-import { dispatch, pipelinable } from '../commands/dispatch.js';
+import { BLOCKING, type ClientState, type CommandContext, type CommandSpec, type ServerInfo } from '../commands/spec.js';
+import { dispatch, pipelinable, type DispatchOutcome } from '../commands/dispatch.js';
+import type { CommandStats, Refusal } from '../stats/command-stats.js';
 import type { Logger } from './log.js';
 
 /** Reading pauses while this much output waits for a slow reader. */
@@ -46,6 +49,10 @@ export class Connection implements ClientState {
   private runScheduled = false;
   private closed = false;
   private paused = false;
+  /** What dispatch reports of each command, reused for every one. */
+  private readonly outcome: DispatchOutcome = { spec: null, refused: null };
+  /** The statistics of the last command run: clients mostly repeat one command. */
+  private lastStats: CommandStats | undefined;
 
   constructor(
     readonly id: number,
@@ -85,6 +92,7 @@ export class Connection implements ClientState {
     this.host.info.stats.netInputBytes += chunk.length;
     this.decoder.push(chunk);
     if (this.decoder.bufferedBytes > this.host.info.config.queryBufferBytesMax) {
+      this.host.info.stats.queryBufferLimitDisconnections += 1;
       return this.close('query buffer limit reached');
     }
     this.run();
@@ -99,7 +107,11 @@ export class Connection implements ClientState {
    */
   private run(): void {
     const stats = this.host.info.stats;
-    this.lastActiveMs = this.host.info.clockMs();
+    // One clock read per command: each command's time runs from the end of
+    // the previous one (so it includes decoding it) to its reply being ready.
+    let startedMs = performance.now();
+    // The server's clockMs() is this clock in whole ms: no second read.
+    this.lastActiveMs = Math.floor(startedMs);
     while (!this.blocked && !this.closed && !this.closeAfterReply) {
       if (this.socket.writableLength + this.current.reply.length > OUTPUT_PAUSE_BYTES) {
         this.pauseForOutput();
@@ -122,17 +134,26 @@ export class Connection implements ClientState {
         break;
       }
       this.parked = null;
-      const pending = dispatch(this.current, argv);
-      if (pending !== undefined) this.startAsync(pending);
+      const reply = this.current.reply;
+      const errors = reply.errors;
+      const pending = dispatch(this.current, argv, this.outcome);
+      const doneMs = performance.now();
+      if (pending !== undefined) this.startAsync(pending, argv, errors, startedMs, doneMs);
+      else this.commandDone(this.outcome.spec, this.outcome.refused, argv, reply.errors - errors, doneMs - startedMs);
+      startedMs = doneMs;
     }
     this.flush();
   }
 
-  /** The current slot's reply becomes the pending command's; later replies go to a new slot. */
-  private startAsync(pending: Promise<void>): void {
+  /**
+   * The current slot's reply becomes the pending command's; later replies go
+   * to a new slot. `errors`: the slot writer's error count before the command.
+   */
+  private startAsync(pending: Promise<void>, argv: string[], errors: number, startedMs: number, dispatchedMs: number): void {
     const slot = this.slots[this.slots.length - 1]!;
     slot.pending = true;
     this.inflight += 1;
+    const spec = this.outcome.spec;
     const blocking = (pending as { [BLOCKING]?: boolean })[BLOCKING] === true;
     if (blocking) {
       this.blocked = true;
@@ -141,6 +162,8 @@ export class Connection implements ClientState {
     this.current = { reply: new ReplyWriter(this.proto), client: this, server: this.host.info };
     this.slots.push({ ctx: this.current, pending: false });
     pending.then(() => {
+      // A command that blocked in a wait queue is timed until it blocked: as in Redis, time spent waiting is not its own.
+      this.commandDone(spec, null, argv, slot.ctx.reply.errors - errors, (blocking ? dispatchedMs : performance.now()) - startedMs);
       slot.pending = false;
       this.inflight -= 1;
       if (blocking) {
@@ -152,6 +175,26 @@ export class Connection implements ClientState {
       this.host.log.error('command failed', { client: this.id, error: String(error) });
       this.close();
     });
+  }
+
+  /**
+   * Counts a command whose reply is ready: a refusal (always answered at
+   * once) against its reason and command; a run against its command's calls,
+   * time, failures (`errors` error replies written) and latency histogram,
+   * and the slow log if it took long enough.
+   */
+  private commandDone(spec: CommandSpec | null, refused: Refusal | null, argv: string[], errors: number, durationMs: number): void {
+    const info = this.host.info;
+    if (errors > 0) info.stats.totalErrorReplies += errors;
+    // dispatch names the spec of every command it runs.
+    if (refused !== null || spec === null) return info.commandStats.refused(spec, refused ?? 'unknown_command');
+    let stats = this.lastStats;
+    if (stats?.spec !== spec) stats = this.lastStats = info.commandStats.of(spec);
+    stats?.ran(durationMs, errors > 0);
+    const durationUs = durationMs * 1000;
+    if (info.slowlog.logs(durationUs)) {
+      info.slowlog.push({ command: spec.name, argv, durationUs, addr: this.addr, name: this.name, wallMs: info.wallClockMs() });
+    }
   }
 
   /**
@@ -183,6 +226,7 @@ export class Connection implements ClientState {
       this.host.info.stats.netOutputBytes += out.length;
       this.socket.write(out, 'latin1');
       if (this.socket.writableLength > this.host.info.config.outputBufferBytesMax) {
+        this.host.info.stats.outputBufferLimitDisconnections += 1;
         return this.close('output buffer limit reached');
       }
     }
@@ -194,6 +238,7 @@ export class Connection implements ClientState {
 
   private protocolError(error: ProtocolError): void {
     this.host.info.stats.protocolErrors += 1;
+    this.host.info.stats.totalErrorReplies += 1;
     this.host.log.info('protocol error from client', { client: this.id, addr: this.addr, error: error.message });
     this.current.reply.error(`ERR Protocol error: ${error.message}`);
     this.closeAfterReply = true;

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { boundPort, closeHttp, listenHttp } from './http-listener.js';
 import { timingSafeEqual } from 'node:crypto';
 import type { ClientState } from '../commands/spec.js';
 import { fromUtf8, toUtf8 } from '../../resp/encoder.js';
@@ -153,28 +153,17 @@ export class RestServer {
   }
 
   /** Listens on port (0: any free port) at bind; resolves with the bound port. */
-  async listen(port: number, bind: string): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, bind, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server.on('error', (error) => this.log.error('REST listener error', { error: error.message }));
-    return this.port;
+  listen(port: number, bind: string): Promise<number> {
+    return listenHttp(this.server, port, bind, this.log, 'REST');
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return boundPort(this.server);
   }
 
   /** Stops accepting and drops every connection, idle or not. */
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeHttp(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

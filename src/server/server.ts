@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { LockService, type Replicator } from '../lock/service.js';
 import type { LockOp, LockResult } from '../lock/commands.js';
 import { LockStateMachine } from '../lock/machine.js';
@@ -23,6 +24,10 @@ import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_CONFIG, clusterPortOf, type ServerConfig } from './config.js';
 import { SILENT, type Logger } from './log.js';
 import { RestServer } from './http.js';
+import { MetricsServer } from './metrics.js';
+import { CommandStatsTable } from '../stats/command-stats.js';
+import { Histogram } from '../stats/histogram.js';
+import { Slowlog } from '../stats/slowlog.js';
 
 /** How often the bounded active-expiry cycle runs, and how long one may take. */
 const EXPIRE_CYCLE_MS = 100;
@@ -45,7 +50,7 @@ const LEADER_MOVED_REPLY = '-TRYAGAIN the partition leader changed while the com
 /** Clean shutdown waits at most this long for leadership to move to another node. */
 const SHUTDOWN_TRANSFER_MS = 3000;
 
-/** Integer monotonic milliseconds. */
+/** Integer monotonic milliseconds (read on every command: performance is imported, not the global's getter). */
 export const monotonicMs = (): number => Math.floor(performance.now());
 
 /**
@@ -61,6 +66,11 @@ export class RaftlockServer implements ConnectionHost {
   private readonly listener: net.Server;
   /** The REST API (--http-port); undefined when off. */
   private rest: RestServer | undefined;
+  /** The Prometheus endpoint (--metrics-port); undefined when off. */
+  private metrics: MetricsServer | undefined;
+  /** The WAL's fdatasync durations (ns) and records per batch, for the metrics. */
+  readonly walSyncNs = new Histogram();
+  readonly walBatchRecords = new Histogram();
   private readonly connections = new Set<Connection>();
   private nextClientId = 1;
   private expireTimer: NodeJS.Timeout | undefined;
@@ -84,6 +94,7 @@ export class RaftlockServer implements ConnectionHost {
     const stats: ServerStats = {
       connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0,
       protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0,
+      totalErrorReplies: 0, queryBufferLimitDisconnections: 0, outputBufferLimitDisconnections: 0,
     };
     const connections = this.connections;
     this.info = {
@@ -93,6 +104,8 @@ export class RaftlockServer implements ConnectionHost {
       clockMs: monotonicMs,
       config,
       stats,
+      commandStats: new CommandStatsTable(COMMANDS),
+      slowlog: new Slowlog({ slowerThanUs: config.slowlogLogSlowerThanUs, maxLen: config.slowlogMaxLen }),
       startedAtWallMs: Date.now(),
       version: RAFTLOCK_VERSION,
       clients: (): Iterable<ClientState> => connections,
@@ -108,11 +121,12 @@ export class RaftlockServer implements ConnectionHost {
         if (replica === undefined) return undefined;
         const status = replica.raw.status();
         return {
-          role: status.role, term: status.term, leader: replica.leaderId, lastIndex: status.lastIndex,
+          role: status.role, term: status.term, leader: replica.leaderId, leaderChanges: replica.leaderChanges, lastIndex: status.lastIndex,
           commitIndex: status.commit, appliedIndex: replica.appliedIndex, snapshotIndex: replica.snapshotIndex,
           logEntries: status.lastIndex - status.firstIndex + 1, voters: replica.membership.voters,
         };
       }).filter((r) => r !== undefined),
+      wal: () => this.wal?.stats(),
       ...(config.peers === undefined ? {} : {
         forward: (partition: number, argv: string[], client: ClientState) => this.forward(partition, argv, client),
         cluster: this.clusterView(),
@@ -137,6 +151,7 @@ export class RaftlockServer implements ConnectionHost {
     });
     this.listener.on('error', (error) => this.log.error('listener error', { error: error.message }));
     if (this.config.httpPort !== 0) await this.listenRest(this.config.httpPort);
+    if (this.config.metricsPort !== 0) await this.listenMetrics(this.config.metricsPort);
     this.expireTimer = setInterval(() => this.expireCycle(), EXPIRE_CYCLE_MS);
     this.expireTimer.unref();
     return this.port;
@@ -165,6 +180,18 @@ export class RaftlockServer implements ConnectionHost {
     this.log.info('REST API listening', { bind: this.config.bind, httpPort: rest.port });
   }
 
+  /** The metrics endpoint's bound port; undefined when it is off. */
+  get metricsPort(): number | undefined {
+    return this.metrics?.port;
+  }
+
+  private async listenMetrics(port: number): Promise<void> {
+    const metrics = new MetricsServer(this, this.log);
+    this.metrics = metrics;
+    await metrics.listen(port, this.config.bind);
+    this.log.info('metrics listening', { bind: this.config.bind, metricsPort: metrics.port });
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }
@@ -179,10 +206,12 @@ export class RaftlockServer implements ConnectionHost {
       clearInterval(this.tickTimer);
       for (const partition of this.partitions) clearTimeout(partition.wakeTimer);
       const restClosed = this.rest?.close();
+      const metricsClosed = this.metrics?.close();
       const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
       for (const connection of this.connections) connection.close();
       if (this.listener.listening) await closed;
       await restClosed;
+      await metricsClosed;
       for (const partition of this.partitions) partition.replica?.stop();
       await this.transport?.close();
       await this.wal?.close();
@@ -197,7 +226,14 @@ export class RaftlockServer implements ConnectionHost {
 
   /** Opens the WAL and every partition's Raft group from it (one WAL, one fsync, for all of them). */
   private async openReplica(): Promise<void> {
-    const { wal, groups, report } = await Wal.open({ fs: nodeFs, dir: join(this.config.dataDir, 'wal') });
+    const { wal, groups, report } = await Wal.open({
+      fs: nodeFs,
+      dir: join(this.config.dataDir, 'wal'),
+      onSync: (syncMs, records) => {
+        this.walSyncNs.record(syncMs * 1e6);
+        this.walBatchRecords.record(records);
+      },
+    });
     this.wal = wal;
     if (report.truncatedTail !== null) this.log.warn('WAL: truncated a torn tail left by a crash', { ...report.truncatedTail });
     for (const group of groups.keys()) {

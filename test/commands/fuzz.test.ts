@@ -7,6 +7,8 @@ import { LockService } from '../../src/lock/service.js';
 import { DEFAULT_CONFIG } from '../../src/server/config.js';
 import { parseReply } from '../helpers/resp-reply.js';
 import { mulberry32 } from '../helpers/random.js';
+import { CommandStatsTable } from '../../src/stats/command-stats.js';
+import { Slowlog } from '../../src/stats/slowlog.js';
 
 const WORDS = [
   '0', '1', '-1', '2', '3', '100', '30000', '2147483647', '2147483648', '9223372036854775807', '9223372036854775808',
@@ -27,7 +29,12 @@ t.test('random argument lists never throw and always produce exactly one reply',
     partitionOf: () => 0,
     clockMs: () => now,
     config: { ...DEFAULT_CONFIG, requirepass: undefined },
-    stats: { connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0, protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0 },
+    stats: {
+      connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0, protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0,
+      totalErrorReplies: 0, queryBufferLimitDisconnections: 0, outputBufferLimitDisconnections: 0,
+    },
+    commandStats: new CommandStatsTable(COMMANDS),
+    slowlog: new Slowlog(),
     startedAtWallMs: 0,
     version: 'test',
     clients: () => clients,
