@@ -8,6 +8,7 @@ import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/inde
 import { encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
 import { applyCommand, commandLogTime, decodeCommand, encodeCommand, noopOutcome, type LockOp, type LockResult } from '../lock/commands.js';
 import type { LockStateMachine } from '../lock/machine.js';
+import { activeTrace, traceNow, type CommandTrace } from '../trace/trace.js';
 
 /** The replica is not the leader (or lost leadership before the outcome was known). */
 export class NotLeaderError extends Error {
@@ -72,6 +73,8 @@ export interface ReplicaOptions {
   readStalenessMs?: number;
   /** Called after committed entries were applied (the lock service then serves waiters). */
   onApplied?: () => void;
+  /** Where to count commit latency and Ready batch sizes (the server's metrics); none in the simulator. */
+  metrics?: ReplicaMetrics;
   /** Called when the WAL fails: the node must stop (it cannot keep promises it can no longer persist). */
   onFatal?: (error: Error) => void;
   /**
@@ -79,6 +82,10 @@ export interface ReplicaOptions {
    * leader. EPHEMERAL locks and blocked waiters live with the leader only.
    */
   onLeadership?: (leader: boolean, term: number) => void;
+  /** Called when the role or the known leader changes (logged; see onLeadership for what it changes). */
+  onRoleChange?: (role: string, leader: NodeId | null, term: number) => void;
+  /** Called once a snapshot's file is durable: one taken here, or the leader's being installed. */
+  onSnapshot?: (snapshot: SnapshotReport) => void;
   /** How far past the lease asked for a raise of the EPHEMERAL horizon reaches (default HORIZON_SLACK_MS). */
   horizonSlackMs?: number;
 }
@@ -108,6 +115,16 @@ export interface SnapshotPolicy {
 }
 
 export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { minEntries: 10_000, tableRatio: 0.25, trailingEntries: 1_000 };
+
+/** A snapshot taken of the lock table, or installed from the leader's (index and term: its last entry's). */
+export interface SnapshotReport {
+  origin: 'taken' | 'installed';
+  index: number;
+  term: number;
+  bytes: number;
+  /** Encoding (taken) and writing it until durable. */
+  durationMs: number;
+}
 
 /**
  * The replica's log storage. Once a snapshot is durable its bytes are
@@ -157,8 +174,22 @@ class ReplicaStorage extends MemoryStorage {
 /** How far behind the log clock a read's evaluation time may be before a tick is committed first. */
 export const READ_STALENESS_MS = 10;
 
+/** The replica's own measurements, read by the server's metrics. */
+export interface ReplicaMetrics {
+  /** Milliseconds, fractional (performance.now()). */
+  now(): number;
+  /** Propose → committed, in ns, of each write this leader proposed. */
+  readonly commitNs: { record(value: number): void };
+  /** New log entries per Ready made durable together (one WAL append). */
+  readonly batchEntries: { record(value: number): void };
+}
+
 interface Pending {
   term: number;
+  /** When it was proposed (ReplicaMetrics.now()); 0 without metrics. */
+  proposedMs: number;
+  /** The sampled command that proposed it, if any. */
+  trace: CommandTrace | null;
   /** The keys the command writes (counted in Replica.keysInFlight). */
   keys: readonly string[];
   resolve: (result: LockResult) => void;
@@ -185,6 +216,8 @@ export class Replica {
   readonly raw: RawNode;
   private readonly storage: ReplicaStorage;
   private readonly pending = new Map<number, Pending>();
+  /** Pending writes with a trace: while none, the Ready loop does not look for them. */
+  private tracedPending = 0;
   /** For each key, how many of the pending commands write it. */
   private readonly keysInFlight = new Map<string, number>();
   private readonly reads = new Map<string, PendingRead>();
@@ -342,8 +375,15 @@ export class Replica {
     this.lastLogTimeMs = logTimeMs;
     const keys = writtenKeys(op);
     for (const key of keys) this.keysInFlight.set(key, (this.keysInFlight.get(key) ?? 0) + 1);
+    const trace = activeTrace.current;
+    const proposedMs = this.options.metrics?.now() ?? 0;
+    if (trace !== null) {
+      trace.partition = this.options.group;
+      trace.proposedMs = traceNow();
+      this.tracedPending += 1;
+    }
     const promise = new Promise<LockResult>((resolve, reject) => {
-      this.pending.set(at.index, { term: at.term, keys, resolve, reject });
+      this.pending.set(at.index, { term: at.term, keys, resolve, reject, proposedMs, trace });
     });
     this.kick();
     return promise;
@@ -440,7 +480,7 @@ export class Replica {
       return Promise.reject(error as Error);
     }
     const promise = new Promise<LockResult>((resolve, reject) => {
-      this.pending.set(at.index, { term: at.term, keys: NO_KEYS, resolve, reject });
+      this.pending.set(at.index, { term: at.term, keys: NO_KEYS, resolve, reject, proposedMs: 0, trace: null });
     });
     this.kick();
     return promise.then(() => this.conf);
@@ -525,14 +565,30 @@ export class Replica {
    */
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader, rd.entries);
-    for (const entry of rd.committedEntries) this.apply(entry);
-    if (rd.committedEntries.length > 0) this.options.onApplied?.();
+    if (rd.committedEntries.length > 0) {
+      this.applyCommitted(rd.committedEntries);
+      this.options.onApplied?.();
+    }
     const records: WalRecord[] = [];
     if (rd.snapshot !== undefined) records.push(await this.installSnapshot(rd.snapshot));
     if (rd.entries.length > 0) records.push({ type: 'entries', group: this.options.group, entries: rd.entries });
     if (rd.hardState !== undefined) records.push({ type: 'hardState', group: this.options.group, hardState: rd.hardState });
     // Entries and the vote are durable before any message that depends on them leaves.
-    if (records.length > 0) await this.options.wal.append(records);
+    if (records.length > 0) {
+      if (rd.entries.length > 0) this.options.metrics?.batchEntries.record(rd.entries.length);
+      const traced = this.tracedPending > 0 ? this.tracesOf(rd.entries) : null;
+      if (traced === null) await this.options.wal.append(records);
+      else {
+        const startMs = traceNow();
+        await this.options.wal.append(records);
+        const endMs = traceNow();
+        for (const trace of traced) {
+          trace.persistStartMs = startMs;
+          trace.persistEndMs = endMs;
+          trace.batchEntries = rd.entries.length;
+        }
+      }
+    }
     if (rd.snapshot !== undefined) {
       // Durable now: the lock table becomes the snapshot's.
       this.restoreMachine(rd.snapshot.data);
@@ -567,8 +623,14 @@ export class Replica {
     // A local snapshot still being written must land first: markers go to the WAL in index order.
     if (this.snapshotTask !== null) await this.snapshotTask;
     const { index, term, conf } = snapshot.meta;
+    const startedMs = this.options.clock();
     await store.save({ group: this.options.group, index, term, conf: confJson(conf), data: snapshot.data });
+    this.reportSnapshot('installed', snapshot, startedMs);
     return { type: 'snapshot', group: this.options.group, index, term };
+  }
+
+  private reportSnapshot(origin: SnapshotReport['origin'], { meta, data }: Snapshot, startedMs: number): void {
+    this.options.onSnapshot?.({ origin, index: meta.index, term: meta.term, bytes: data.byteLength, durationMs: this.options.clock() - startedMs });
   }
 
   private restoreMachine(data: Uint8Array): void {
@@ -590,6 +652,7 @@ export class Replica {
     const due = Math.max(this.policy.minEntries, this.policy.tableRatio * this.options.machine.persistent.recordCount);
     if (this.applied - last.index < due) return;
     const index = this.applied;
+    const startedMs = this.options.clock();
     const snapshot = this.storage.createSnapshot(index, this.conf, encodeLockSnapshot(this.options.machine, this.appliedLogTimeMs));
     const keepFrom = index - this.policy.trailingEntries;
     if (keepFrom >= this.storage.firstIndex()) this.storage.compact(keepFrom);
@@ -603,6 +666,7 @@ export class Replica {
     })().then(
       () => {
         this.snapshotTask = null;
+        this.reportSnapshot('taken', snapshot, startedMs);
       },
       (error: Error) => {
         this.snapshotTask = null;
@@ -613,6 +677,38 @@ export class Replica {
 
   private compactWal(index: number): void {
     this.options.wal.compact(this.options.group, index).catch((error: Error) => this.fail(error));
+  }
+
+  /** Applies committed entries, timing those this leader proposed (metrics, traces). */
+  private applyCommitted(entries: readonly Entry[]): void {
+    const metrics = this.options.metrics;
+    if (metrics === undefined && this.tracedPending === 0) {
+      for (const entry of entries) this.apply(entry);
+      return;
+    }
+    const committedMs = metrics?.now() ?? 0;
+    for (const entry of entries) {
+      const waiting = this.pending.get(entry.index);
+      if (waiting !== undefined && waiting.proposedMs > 0) metrics?.commitNs.record(Math.round((committedMs - waiting.proposedMs) * 1e6));
+      const trace = waiting?.trace ?? null;
+      if (trace === null) {
+        this.apply(entry);
+        continue;
+      }
+      trace.committedMs = trace.applyStartMs = traceNow();
+      this.apply(entry);
+      trace.applyEndMs = traceNow();
+    }
+  }
+
+  /** The traces of the pending writes among entries (appended by this leader); null if none. */
+  private tracesOf(entries: readonly Entry[]): CommandTrace[] | null {
+    let traces: CommandTrace[] | null = null;
+    for (const entry of entries) {
+      const trace = this.pending.get(entry.index)?.trace;
+      if (trace != null) (traces ??= []).push(trace);
+    }
+    return traces;
   }
 
   private apply(entry: Entry): void {
@@ -630,6 +726,7 @@ export class Replica {
     const waiting = this.pending.get(entry.index);
     if (waiting === undefined) return;
     this.pending.delete(entry.index);
+    if (waiting.trace !== null) this.tracedPending -= 1;
     for (const key of waiting.keys) {
       const count = this.keysInFlight.get(key)!;
       if (count === 1) this.keysInFlight.delete(key);
@@ -678,10 +775,12 @@ export class Replica {
       const error = new OutcomeUnknownError('leadership lost while the command was in flight');
       for (const p of this.pending.values()) p.reject(error);
       this.pending.clear();
+      this.tracedPending = 0;
       this.keysInFlight.clear();
       for (const r of this.reads.values()) r.reject(new NotLeaderError(leader));
       this.reads.clear();
     }
+    this.options.onRoleChange?.(role, leader, this.raw.status().term);
   }
 
   /**
@@ -714,6 +813,7 @@ export class Replica {
     this.failed = error;
     for (const p of this.pending.values()) p.reject(new OutcomeUnknownError(error.message));
     this.pending.clear();
+    this.tracedPending = 0;
     this.keysInFlight.clear();
     for (const r of this.reads.values()) r.reject(error);
     this.reads.clear();

@@ -19,6 +19,11 @@
  * secret on one side only, an unknown node id, a wrong destination or a failed proof is refused,
  * logged and the connection closed.
  *
+ * Logs: a link coming up and going down (with the reason) at info. A failed or refused connection
+ * is logged once per peer (or remote host) and reason (a peer that is down at info, a refusal at
+ * warn), then at debug until the peer connects: a peer that is down, or misconfigured, does not
+ * log every reconnect attempt.
+ *
  * Once open, each side announces its client (RESP) endpoint in a meta frame; peerMeta() returns the
  * last one a peer announced, kept across reconnects.
  *
@@ -43,6 +48,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Message, NodeId } from '../../raft/types.js';
 import type { Logger } from '../server/log.js';
+import type { TraceParent } from '../trace/trace.js';
 import {
   BATCH_OVERHEAD_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT, FrameDecoder, NONCE_BYTES, encodeFrame, encodeItem, frameQueue,
   lazyFrameSize, outgoingBytes, type Frame, type GroupMessage, type LazyFrame, type Outgoing,
@@ -63,6 +69,8 @@ export interface RespEndpoint {
 export interface ForwardedCommand {
   proto: 2 | 3;
   argv: string[];
+  /** The sender's span, when the command is traced. */
+  trace?: TraceParent;
 }
 
 /**
@@ -174,6 +182,9 @@ const DEFAULTS = {
 
 const SILENT_LOGGER: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
+/** Peers and remote hosts whose last connection failure is remembered (so not logged again); beyond this, forgotten. */
+const TROUBLES_MAX = 1024;
+
 type ConnState = 'hello' | 'challenge' | 'auth' | 'ready' | 'open' | 'closing';
 
 interface Conn {
@@ -194,6 +205,8 @@ interface Conn {
   nextRequestId: number;
   /** Requests the peer sent on the link that this node is serving, by id. */
   serving: Map<number, Serving>;
+  /** Why it closed (the first reason known), for the log. */
+  reason: string | null;
 }
 
 /** An entry of a peer's send queue; entries that are not batch items belong to the current link. */
@@ -239,6 +252,8 @@ export class PeerTransport {
   private readonly counters: TransportStats = {
     sent: 0, received: 0, dropped: 0, connects: 0, authFailures: 0, malformed: 0, requestsSent: 0, requestsReceived: 0,
   };
+  /** The connection failure last logged at warn, by peer id (or remote host before a peer is known); see trouble(). */
+  private readonly troubles = new Map<string, string>();
   private flushImmediate: NodeJS.Immediate | null = null;
   private started = false;
   private closed = false;
@@ -324,9 +339,9 @@ export class PeerTransport {
   /**
    * request() without a promise: `sink` hears the reply or the failure. A request that cannot leave
    * fails at once (sent: false), and null is returned. Throws a WireError for an argument that is
-   * not latin1.
+   * not latin1. trace: the sender's span, when the command is traced.
    */
-  forward(to: NodeId, argv: string[], proto: 2 | 3, sink: ReplySink): RequestHandle | null {
+  forward(to: NodeId, argv: string[], proto: 2 | 3, sink: ReplySink, trace?: TraceParent): RequestHandle | null {
     const peer = this.peers.get(to);
     const link = peer?.link ?? null;
     if (peer === undefined || this.closed || link === null) {
@@ -334,7 +349,7 @@ export class PeerTransport {
       return null;
     }
     const id = link.nextRequestId;
-    const frame: LazyFrame = { kind: 'request', id, proto, argv };
+    const frame: LazyFrame = trace === undefined ? { kind: 'request', id, proto, argv } : { kind: 'request', id, proto, argv, trace };
     const size = lazyFrameSize(frame);
     let refused: string | null = null;
     if (size - 4 > this.opts.frameBytesMax) refused = `request of ${size} bytes exceeds a frame`;
@@ -392,7 +407,7 @@ export class PeerTransport {
       peer.queue = [];
       peer.queueBytes = 0;
     }
-    for (const conn of this.conns) this.destroy(conn);
+    for (const conn of this.conns) this.destroy(conn, 'transport closed');
     if (this.started) await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -412,7 +427,7 @@ export class PeerTransport {
     let pending = 0;
     for (const c of this.conns) if (!c.outbound && c.state !== 'open') pending++;
     if (pending >= this.opts.pendingConnectionsMax) {
-      this.opts.logger.warn('too many unauthenticated peer connections; closing a new one', { remote });
+      this.trouble({ peer: null, remote }, 'peer connection refused', `more than ${this.opts.pendingConnectionsMax} unauthenticated peer connections`);
       return void socket.destroy();
     }
     this.track(socket, false, null, remote).state = 'hello';
@@ -421,18 +436,22 @@ export class PeerTransport {
   private track(socket: net.Socket, outbound: boolean, peer: Peer | null, remote: string): Conn {
     const conn: Conn = {
       socket, decoder: new FrameDecoder(this.opts.frameBytesMax), outbound, peer, state: 'hello', nonce: randomBytes(NONCE_BYTES),
-      peerNonce: null, timer: null, remote, requests: new Map(), nextRequestId: 0, serving: new Map(),
+      peerNonce: null, timer: null, remote, requests: new Map(), nextRequestId: 0, serving: new Map(), reason: null,
     };
     this.conns.add(conn);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 5000);
     conn.timer = setTimeout(() => {
       conn.timer = null;
-      this.opts.logger.warn('peer handshake timed out', { peer: conn.peer?.id, remote });
-      this.destroy(conn);
+      this.fail(conn, 'peer handshake timed out', `no handshake within ${this.opts.handshakeTimeoutMs} ms`);
     }, this.opts.handshakeTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
-    socket.on('error', (err) => this.opts.logger.debug('peer connection error', { peer: conn.peer?.id, remote, error: err.message }));
+    socket.on('error', (err) => {
+      conn.reason ??= err.message;
+      if (conn.state === 'open' || conn.state === 'closing') this.opts.logger.debug('peer connection error', { peer: conn.peer?.id, remote, error: err.message });
+      // A peer that is down: expected while it restarts, so info, not warn.
+      else this.trouble(conn, conn.outbound ? 'cannot connect to peer' : 'peer connection failed', err.message, 'info');
+    });
     socket.on('close', () => this.onClose(conn));
     return conn;
   }
@@ -444,8 +463,7 @@ export class PeerTransport {
       frames = conn.decoder.push(chunk);
     } catch (err) {
       this.counters.malformed++;
-      this.opts.logger.warn('malformed peer frame; closing the connection', { peer: conn.peer?.id, remote: conn.remote, error: (err as Error).message });
-      this.destroy(conn);
+      this.fail(conn, 'malformed peer frame', (err as Error).message);
       return;
     }
     for (const frame of frames) {
@@ -456,10 +474,7 @@ export class PeerTransport {
   }
 
   private onFrame(conn: Conn, frame: Frame): void {
-    if (frame.kind === 'refuse') {
-      this.opts.logger.warn('peer refused the connection', { peer: conn.peer?.id, remote: conn.remote, reason: frame.reason });
-      return this.destroy(conn);
-    }
+    if (frame.kind === 'refuse') return this.fail(conn, 'peer refused the connection', frame.reason);
     if (conn.state === 'open') {
       switch (frame.kind) {
         case 'batch': return this.deliver(conn, frame.batch);
@@ -474,8 +489,7 @@ export class PeerTransport {
     if (frame.kind === 'auth' && conn.state === 'auth') return this.onAuth(conn, frame);
     if (frame.kind === 'ready' && conn.state === 'ready') return this.establish(conn);
     this.counters.malformed++;
-    this.opts.logger.warn('unexpected peer frame; closing the connection', { peer: conn.peer?.id, remote: conn.remote, kind: frame.kind, state: conn.state });
-    this.destroy(conn);
+    this.fail(conn, 'unexpected peer frame', `${frame.kind} frame while in state ${conn.state}`);
   }
 
   /** Acceptor: the dialer says who it is. */
@@ -533,7 +547,7 @@ export class PeerTransport {
 
   private refuse(conn: Conn, reason: string, authFailure: boolean): void {
     if (authFailure) this.counters.authFailures++;
-    this.opts.logger.warn('peer connection refused', { peer: conn.peer?.id, remote: conn.remote, reason });
+    this.trouble(conn, 'peer connection refused', reason);
     conn.state = 'closing';
     // The handshake timer stays armed: it destroys the socket if the other side never closes.
     conn.socket.end(encodeFrame({ kind: 'refuse', reason }));
@@ -545,11 +559,12 @@ export class PeerTransport {
     conn.timer = null;
     conn.state = 'open';
     if (peer.dialing === conn) peer.dialing = null;
-    if (peer.link !== null) this.destroy(peer.link);
+    if (peer.link !== null) this.destroy(peer.link, 'replaced by a new connection');
     peer.link = conn;
     peer.attempts = 0;
     peer.writing = false;
     this.counters.connects++;
+    this.troubles.delete(peer.id);
     this.opts.logger.info('peer connected', { peer: peer.id, remote: conn.remote, outbound: conn.outbound });
     if (this.opts.meta !== undefined) conn.socket.write(encodeFrame({ kind: 'meta', ...this.opts.meta }));
     this.scheduleFlush(peer);
@@ -564,7 +579,7 @@ export class PeerTransport {
     if (peer === null || peer.link !== conn) return;
     peer.link = null;
     peer.writing = false;
-    if (!this.closed) this.opts.logger.info('peer disconnected', { peer: peer.id, remote: conn.remote });
+    if (!this.closed) this.opts.logger.info('peer disconnected', { peer: peer.id, remote: conn.remote, reason: conn.reason ?? 'closed by the peer' });
     // Everything queued was meant for the process at the other end of this
     // link, Raft messages included: a restarted peer (perhaps with an empty
     // disk, rejoining) must not get heartbeats that speak of the log its
@@ -680,7 +695,7 @@ export class PeerTransport {
     if (peer.link !== conn) return;
     if (peer.queueBytes + outgoingBytes(entry) > this.opts.queueBytesMax) {
       this.opts.logger.warn(`peer queue full for a forwarded ${what}; resetting the link`, { peer: peer.id, queueBytes: peer.queueBytes });
-      return this.destroy(conn);
+      return this.destroy(conn, `send queue full for a forwarded ${what}`);
     }
     this.enqueue(peer, entry);
   }
@@ -697,7 +712,28 @@ export class PeerTransport {
     this.opts.onMessages(peer.id, valid);
   }
 
-  private destroy(conn: Conn): void {
+  /** A connection failed: logged (see trouble; an open link logs its disconnection instead) and closed. */
+  private fail(conn: Conn, msg: string, reason: string): void {
+    if (conn.state !== 'open') this.trouble(conn, msg, reason);
+    this.destroy(conn, `${msg}: ${reason}`);
+  }
+
+  /**
+   * Logs a connection failure (at warn, or the level given) the first time for its peer (or remote
+   * host) and reason, then at debug until that peer connects: a peer that is down, or refuses us,
+   * retries every backoff without a line each time.
+   */
+  private trouble(conn: Pick<Conn, 'peer' | 'remote'>, msg: string, reason: string, level: 'info' | 'warn' = 'warn'): void {
+    const key = conn.peer?.id ?? conn.remote.slice(0, conn.remote.lastIndexOf(':'));
+    const fields = { peer: conn.peer?.id, remote: conn.remote, reason };
+    if (this.troubles.get(key) === reason) return this.opts.logger.debug(msg, fields);
+    if (this.troubles.size >= TROUBLES_MAX) this.troubles.clear();
+    this.troubles.set(key, reason);
+    this.opts.logger[level](msg, fields);
+  }
+
+  private destroy(conn: Conn, reason: string): void {
+    conn.reason ??= reason;
     conn.state = 'closing';
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;

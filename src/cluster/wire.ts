@@ -12,6 +12,9 @@
  *   boolean  one byte, 0 or 1
  *   batch    varint count, then per item: varint group, u8 message type, from, to, term, the type's fields
  *   request  varint id, u8 proto (2 or 3), varint argument count (at least 1), each argument as latin1
+ *   traced request (kind 11): a request whose command is traced: varint id, u8 proto, the W3C trace
+ *            context of the sender's span (bytes: 16-byte trace id, bytes: 8-byte span id, u8 flags),
+ *            then the arguments as in a request
  *   response varint id, reply as latin1
  *   cancel   varint id
  *   meta     RESP host as string (at most HOST_BYTES_MAX bytes), RESP port as number (at most 65535)
@@ -22,6 +25,7 @@
  */
 import type { ConfState, Entry, Message, MessageType, NodeId, Snapshot } from '../../raft/types.js';
 import { latin1 } from '../../resp/decoder.js';
+import type { TraceParent } from '../trace/trace.js';
 
 export const WIRE_VERSION = 1;
 
@@ -74,7 +78,7 @@ export type Frame =
   | { kind: 'refuse'; reason: string }
   | { kind: 'batch'; batch: GroupMessage[] }
   /** Run a client's command (argv in latin1) on the receiving node; answer in RESP protocol `proto`. */
-  | { kind: 'request'; id: number; proto: 2 | 3; argv: string[] }
+  | { kind: 'request'; id: number; proto: 2 | 3; argv: string[]; trace?: TraceParent }
   /** The RESP reply (latin1) to the request `id` that the other side sent on this connection. */
   | { kind: 'response'; id: number; reply: string }
   /** The requester no longer wants the reply to its request `id`. */
@@ -88,6 +92,30 @@ const KIND_CODES: Record<FrameKind, number> = {
   hello: 1, challenge: 2, auth: 3, ready: 4, refuse: 5, batch: 6, request: 7, response: 8, cancel: 9, meta: 10,
 };
 const KINDS = invert(KIND_CODES);
+/** The code of a request frame that carries trace context. */
+const TRACED_REQUEST_CODE = 11;
+const TRACE_ID_BYTES = 16;
+const SPAN_ID_BYTES = 8;
+/** Trace context in a traced request: two length-prefixed ids and the flags. */
+const TRACE_CONTEXT_BYTES = 1 + TRACE_ID_BYTES + 1 + SPAN_ID_BYTES + 1;
+
+function kindCode(frame: Frame): number {
+  return frame.kind === 'request' && frame.trace !== undefined ? TRACED_REQUEST_CODE : KIND_CODES[frame.kind];
+}
+
+function writeTraceContext(w: Writer, trace: TraceParent): void {
+  const traceId = Buffer.from(trace.traceId, 'hex');
+  const spanId = Buffer.from(trace.spanId, 'hex');
+  if (traceId.length !== TRACE_ID_BYTES || spanId.length !== SPAN_ID_BYTES) throw unencodable('trace context ids are not 16 and 8 bytes of hex');
+  w.bytes(traceId).bytes(spanId).u8(trace.flags & 0xff);
+}
+
+function readTraceContext(r: Reader): TraceParent {
+  const traceId = r.bytes('trace id', TRACE_ID_BYTES);
+  const spanId = r.bytes('span id', SPAN_ID_BYTES);
+  if (traceId.length !== TRACE_ID_BYTES || spanId.length !== SPAN_ID_BYTES) throw malformed('trace context ids are not 16 and 8 bytes');
+  return { traceId: Buffer.from(traceId).toString('hex'), spanId: Buffer.from(spanId).toString('hex'), flags: r.u8('trace flags') };
+}
 
 const TYPE_CODES: Record<MessageType, number> = {
   MsgPreVote: 1, MsgPreVoteResp: 2, MsgVote: 3, MsgVoteResp: 4, MsgApp: 5, MsgAppResp: 6, MsgHeartbeat: 7,
@@ -450,6 +478,7 @@ export function lazyFrameSize(frame: LazyFrame): number {
   if (frame.proto !== 2 && frame.proto !== 3) throw unencodable(`proto ${String(frame.proto)} is neither 2 nor 3`);
   if (frame.argv.length === 0) throw unencodable('a request without arguments');
   size += 1 + varintBytes(frame.argv.length);
+  if (frame.trace !== undefined) size += TRACE_CONTEXT_BYTES;
   for (const arg of frame.argv) size += latin1Bytes(arg);
   return size;
 }
@@ -517,11 +546,13 @@ export function frameQueue(queue: readonly Outgoing[], frameBytesMax: number): B
 function writeLazyFrame(w: Writer, frame: LazyFrame, size: number, frameBytesMax: number): void {
   if (size - 4 > frameBytesMax) throw unencodable(`frame of ${size} bytes exceeds ${frameBytesMax}`);
   const start = w.length;
-  w.u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(KIND_CODES[frame.kind]).varint(frame.id);
+  w.u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(kindCode(frame)).varint(frame.id);
   if (frame.kind === 'response') {
     w.latin1Checked(frame.reply);
   } else {
-    w.u8(frame.proto).varint(frame.argv.length);
+    w.u8(frame.proto);
+    if (frame.trace !== undefined) writeTraceContext(w, frame.trace);
+    w.varint(frame.argv.length);
     for (const arg of frame.argv) w.latin1Checked(arg);
   }
   w.patchU32(start, w.length - start - 4);
@@ -532,7 +563,7 @@ export function encodeFrame(frame: Frame): Buffer {
     const items = frame.batch.map(({ group, message }) => encodeItem(group, message));
     return batchFrame(items, items.reduce((sum, item) => sum + item.length, 0));
   }
-  const w = new Writer().u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(KIND_CODES[frame.kind]);
+  const w = new Writer().u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(kindCode(frame));
   switch (frame.kind) {
     case 'hello': w.str(frame.nodeId, NODE_ID_BYTES_MAX).str(frame.to, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce); break;
     case 'challenge': w.str(frame.nodeId, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce).bytes(frame.proof); break;
@@ -542,7 +573,9 @@ export function encodeFrame(frame: Frame): Buffer {
     case 'request':
       if (frame.proto !== 2 && frame.proto !== 3) throw unencodable(`proto ${String(frame.proto)} is neither 2 nor 3`);
       if (frame.argv.length === 0) throw unencodable('a request without arguments');
-      w.varint(frame.id).u8(frame.proto).varint(frame.argv.length);
+      w.varint(frame.id).u8(frame.proto);
+      if (frame.trace !== undefined) writeTraceContext(w, frame.trace);
+      w.varint(frame.argv.length);
       for (const arg of frame.argv) w.latin1(arg);
       break;
     case 'response': w.varint(frame.id).latin1(frame.reply); break;
@@ -563,11 +596,23 @@ export function decodeFrameBody(body: Uint8Array): Frame {
   const version = r.u8('version');
   if (version !== WIRE_VERSION) throw malformed(`unsupported wire version ${version} (this node speaks ${WIRE_VERSION})`);
   const code = r.u8('frame kind');
-  const kind = KINDS.get(code);
+  const kind = code === TRACED_REQUEST_CODE ? 'request' : KINDS.get(code);
   if (kind === undefined) throw malformed(`unknown frame kind ${code}`);
-  const frame = readFrame(r, kind);
+  const frame = kind === 'request' ? readRequest(r, code === TRACED_REQUEST_CODE) : readFrame(r, kind);
   r.end(kind);
   return frame;
+}
+
+function readRequest(r: Reader, traced: boolean): Frame {
+  const id = r.varint('request id');
+  const proto = r.u8('proto');
+  if (proto !== 2 && proto !== 3) throw malformed(`proto ${proto} is neither 2 nor 3`);
+  const trace = traced ? readTraceContext(r) : undefined;
+  const argc = r.count('argument count', 1);
+  if (argc === 0) throw malformed('a request without arguments');
+  const argv: string[] = [];
+  for (let i = argc; i > 0; i--) argv.push(r.latin1('argument'));
+  return trace === undefined ? { kind: 'request', id, proto, argv } : { kind: 'request', id, proto, argv, trace };
 }
 
 function readFrame(r: Reader, kind: FrameKind): Frame {
@@ -583,16 +628,7 @@ function readFrame(r: Reader, kind: FrameKind): Frame {
       for (let i = r.count('batch count', 5); i > 0; i--) batch.push(readItem(r));
       return { kind, batch };
     }
-    case 'request': {
-      const id = r.varint('request id');
-      const proto = r.u8('proto');
-      if (proto !== 2 && proto !== 3) throw malformed(`proto ${proto} is neither 2 nor 3`);
-      const argc = r.count('argument count', 1);
-      if (argc === 0) throw malformed('a request without arguments');
-      const argv: string[] = [];
-      for (let i = argc; i > 0; i--) argv.push(r.latin1('argument'));
-      return { kind, id, proto, argv };
-    }
+    case 'request': return readRequest(r, false);
     case 'response': return { kind, id: r.varint('response id'), reply: r.latin1('reply') };
     case 'cancel': return { kind, id: r.varint('cancel id') };
     case 'meta': {

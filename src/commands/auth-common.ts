@@ -14,6 +14,13 @@ export function checkPassword(ctx: CommandContext, username: string, password: s
   return diff === 0;
 }
 
+/** Answers refused credentials with WRONGPASS; the server logs the client's first refusal. */
+export function refuseCredentials(ctx: CommandContext, username: string): void {
+  // The username is not logged: a client that swapped its arguments would log its password.
+  ctx.server.clientRefused?.(ctx.client, username === 'default' ? 'wrong password' : 'unknown user');
+  ctx.reply.error(WRONGPASS);
+}
+
 /** Client names and library attributes: printable ASCII without spaces, like Redis. */
 export function validClientName(name: string): boolean {
   for (let i = 0; i < name.length; i++) {

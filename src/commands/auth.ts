@@ -1,5 +1,5 @@
 import { defineCommand } from './spec.js';
-import { WRONGPASS, checkPassword } from './auth-common.js';
+import { checkPassword, refuseCredentials } from './auth-common.js';
 
 const NO_PASSWORD = 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?';
 
@@ -20,7 +20,7 @@ export default defineCommand({
     if (argv.length === 2 && ctx.server.config.requirepass === undefined) return ctx.reply.error(NO_PASSWORD);
     const username = argv.length === 3 ? argv[1]! : 'default';
     const password = argv[argv.length - 1]!;
-    if (!checkPassword(ctx, username, password)) return ctx.reply.error(WRONGPASS);
+    if (!checkPassword(ctx, username, password)) return refuseCredentials(ctx, username);
     ctx.client.authenticated = true;
     ctx.reply.simple('OK');
   },

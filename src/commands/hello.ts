@@ -1,5 +1,5 @@
 import { defineCommand, type CommandContext } from './spec.js';
-import { WRONGPASS, checkPassword, validClientName } from './auth-common.js';
+import { checkPassword, refuseCredentials, validClientName } from './auth-common.js';
 import { parseInteger } from './syntax.js';
 import { REDIS_COMPAT_VERSION } from './version.js';
 
@@ -37,7 +37,7 @@ export default defineCommand({
     const options = helloOptions(argv);
     if (typeof options === 'string') return ctx.reply.error(options);
     if (options.auth !== undefined) {
-      if (!checkPassword(ctx, options.auth[0], options.auth[1])) return ctx.reply.error(WRONGPASS);
+      if (!checkPassword(ctx, options.auth[0], options.auth[1])) return refuseCredentials(ctx, options.auth[0]);
       ctx.client.authenticated = true;
     }
     if (!ctx.client.authenticated) return ctx.reply.error(NOAUTH_HELLO);

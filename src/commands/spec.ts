@@ -83,6 +83,8 @@ export interface ServerInfo {
   raft?(): RaftInfo[];
   /** The write-ahead log's counters, once it is open (INFO persistence). */
   wal?(): WalStats | undefined;
+  /** A client's credentials were refused (logged once per client). */
+  clientRefused?(client: ClientState, reason: string): void;
   /**
    * Runs argv on the node leading the partition when that is another node,
    * resolving with its RESP reply bytes (latin1); undefined when it runs here.

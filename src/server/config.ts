@@ -34,6 +34,12 @@ export interface ServerConfig extends ServerSettings {
   /** Initial slowlog-log-slower-than (µs; negative: off) and slowlog-max-len; CONFIG SET changes them. */
   readonly slowlogLogSlowerThanUs: number;
   readonly slowlogMaxLen: number;
+  /** OpenTelemetry tracing of commands (exported as the OTEL_* environment says); off by default. */
+  readonly trace: boolean;
+  /** Fraction of commands traced; undefined: OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, else 1. */
+  readonly traceSampleRatio: number | undefined;
+  /** Keys in spans: a hash of each (default) or none. */
+  readonly traceKeys: 'hash' | 'omit';
 }
 
 export interface PeerEndpoint {
@@ -91,7 +97,16 @@ export const DEFAULT_CONFIG: ServerConfig = {
   metricsPort: 0,
   slowlogLogSlowerThanUs: 10_000,
   slowlogMaxLen: 128,
+  trace: false,
+  traceSampleRatio: undefined,
+  traceKeys: 'hash',
 };
+
+function ratio(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('expected a number from 0 to 1');
+  return n;
+}
 
 function integer(min: number, max: number) {
   return (text: string): number => {
@@ -153,6 +168,9 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     .addOption(option('--metrics-port <port>', 'Prometheus metrics (GET /metrics) port on --bind; 0: none', 'METRICS_PORT').argParser(integer(0, 65535)).default(d.metricsPort))
     .addOption(option('--slowlog-log-slower-than <us>', 'SLOWLOG keeps commands that took at least this many microseconds (0: all, negative: none)', 'SLOWLOG_LOG_SLOWER_THAN').argParser(integer(-1, 2 ** 31 - 1)).default(d.slowlogLogSlowerThanUs))
     .addOption(option('--slowlog-max-len <n>', 'SLOWLOG entries kept', 'SLOWLOG_MAX_LEN').argParser(integer(0, 1_000_000)).default(d.slowlogMaxLen))
+    .addOption(option('--trace', 'trace commands with OpenTelemetry, exported as OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables say', 'TRACE').default(d.trace))
+    .addOption(option('--trace-sample-ratio <r>', 'fraction of commands traced, 0 to 1 (default: OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, else 1)', 'TRACE_SAMPLE_RATIO').argParser(ratio))
+    .addOption(option('--trace-keys <how>', 'keys in spans: hash (16 hex digits of SHA-256) or omit', 'TRACE_KEYS').choices(['hash', 'omit']).default(d.traceKeys))
     .addOption(option('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['debug', 'info', 'warn', 'error', 'silent']).default(d.logLevel))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -190,5 +208,8 @@ export function parseConfig(argv: readonly string[]): ServerConfig {
     metricsPort: o['metricsPort'],
     slowlogLogSlowerThanUs: o['slowlogLogSlowerThan'],
     slowlogMaxLen: o['slowlogMaxLen'],
+    trace: o['trace'] === true,
+    traceSampleRatio: o['traceSampleRatio'],
+    traceKeys: o['traceKeys'],
   };
 }

@@ -7,6 +7,19 @@ import { BLOCKING, type ClientState, type CommandContext, type CommandSpec, type
 import { dispatch, pipelinable, type DispatchOutcome } from '../commands/dispatch.js';
 import type { CommandStats, Refusal } from '../stats/command-stats.js';
 import type { Logger } from './log.js';
+import { activeTrace, type CommandTrace, type Tracing } from '../trace/trace.js';
+
+interface Slot {
+  ctx: CommandContext;
+  pending: boolean;
+  traces: CommandTrace[] | null;
+}
+
+/** Marks the replies of a slot's traced commands ready now, those not ready before. */
+function replyReady(traces: readonly CommandTrace[]): void {
+  const nowMs = performance.now();
+  for (const trace of traces) if (trace.replyReadyMs < 0) trace.replyReadyMs = nowMs;
+}
 
 /** Reading pauses while this much output waits for a slow reader. */
 const OUTPUT_PAUSE_BYTES = 1024 * 1024;
@@ -14,6 +27,8 @@ const OUTPUT_PAUSE_BYTES = 1024 * 1024;
 export interface ConnectionHost {
   readonly info: ServerInfo;
   readonly log: Logger;
+  /** Command tracing (--trace); null when off. */
+  readonly tracing: Tracing | null;
   removeConnection(connection: Connection): void;
 }
 
@@ -39,8 +54,11 @@ export class Connection implements ClientState {
   readonly createdAtMs: number;
   readonly onClose = new Set<() => void>();
   private readonly decoder: RequestDecoder;
-  /** Reply slots in command order; the last one takes the replies of commands run now. */
-  private readonly slots: { ctx: CommandContext; pending: boolean }[];
+  /**
+   * Reply slots in command order; the last one takes the replies of commands run now. traces:
+   * the sampled commands whose replies the slot holds (null: none).
+   */
+  private readonly slots: Slot[];
   private current: CommandContext;
   /** Commands whose reply waits (writes in the log, a blocked KLOCK ... WAIT). */
   private inflight = 0;
@@ -67,7 +85,7 @@ export class Connection implements ClientState {
     this.lastActiveMs = host.info.clockMs();
     this.decoder = new RequestDecoder({ maxBulkBytes: config.maxBulkBytes, maxArgs: config.maxArgs });
     this.current = { reply: new ReplyWriter(2), client: this, server: host.info };
-    this.slots = [{ ctx: this.current, pending: false }];
+    this.slots = [{ ctx: this.current, pending: false, traces: null }];
     socket.setNoDelay(true);
     if (config.timeoutSeconds > 0) socket.setTimeout(config.timeoutSeconds * 1000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -136,8 +154,12 @@ export class Connection implements ClientState {
       this.parked = null;
       const reply = this.current.reply;
       const errors = reply.errors;
+      const tracing = this.host.tracing;
+      let trace: CommandTrace | null = null;
+      if (tracing !== null && tracing.sample()) activeTrace.current = trace = tracing.begin(argv, startedMs, this);
       const pending = dispatch(this.current, argv, this.outcome);
       const doneMs = performance.now();
+      if (trace !== null) this.traced(trace, pending === undefined ? doneMs : -1);
       if (pending !== undefined) this.startAsync(pending, argv, errors, startedMs, doneMs);
       else this.commandDone(this.outcome.spec, this.outcome.refused, argv, reply.errors - errors, doneMs - startedMs);
       startedMs = doneMs;
@@ -160,8 +182,9 @@ export class Connection implements ClientState {
       if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(0);
     }
     this.current = { reply: new ReplyWriter(this.proto), client: this, server: this.host.info };
-    this.slots.push({ ctx: this.current, pending: false });
+    this.slots.push({ ctx: this.current, pending: false, traces: null });
     pending.then(() => {
+      if (slot.traces !== null) replyReady(slot.traces);
       // A command that blocked in a wait queue is timed until it blocked: as in Redis, time spent waiting is not its own.
       this.commandDone(spec, null, argv, slot.ctx.reply.errors - errors, (blocking ? dispatchedMs : performance.now()) - startedMs);
       slot.pending = false;
@@ -213,18 +236,36 @@ export class Connection implements ClientState {
     });
   }
 
+  /**
+   * A sampled command was dispatched: its reply goes to the current slot (the one that becomes
+   * pending if it waits). readyMs: when its reply was ready, -1 if it is not yet.
+   */
+  private traced(trace: CommandTrace, readyMs: number): void {
+    activeTrace.current = null;
+    trace.replyReadyMs = readyMs;
+    const slot = this.slots[this.slots.length - 1]!;
+    (slot.traces ??= []).push(trace);
+  }
+
   /** Writes every finished slot's replies, in order, with one socket write. */
   private flush(): void {
     if (this.closed) return;
     let out = '';
+    let traces: CommandTrace[] | null = null;
     while (!this.slots[0]!.pending) {
-      out += this.slots[0]!.ctx.reply.take();
+      const slot = this.slots[0]!;
+      out += slot.ctx.reply.take();
+      if (slot.traces !== null) {
+        traces = traces === null ? slot.traces : traces.concat(slot.traces);
+        slot.traces = null;
+      }
       if (this.slots.length === 1) break;
       this.slots.shift();
     }
     if (out.length > 0) {
       this.host.info.stats.netOutputBytes += out.length;
       this.socket.write(out, 'latin1');
+      if (traces !== null) this.host.tracing?.finishAll(traces, performance.now());
       if (this.socket.writableLength > this.host.info.config.outputBufferBytesMax) {
         this.host.info.stats.outputBufferLimitDisconnections += 1;
         return this.close('output buffer limit reached');
@@ -239,7 +280,7 @@ export class Connection implements ClientState {
   private protocolError(error: ProtocolError): void {
     this.host.info.stats.protocolErrors += 1;
     this.host.info.stats.totalErrorReplies += 1;
-    this.host.log.info('protocol error from client', { client: this.id, addr: this.addr, error: error.message });
+    this.host.log.info('closing client', { client: this.id, addr: this.addr, reason: `protocol error: ${error.message}` });
     this.current.reply.error(`ERR Protocol error: ${error.message}`);
     this.closeAfterReply = true;
   }

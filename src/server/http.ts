@@ -38,8 +38,11 @@ const HTTP_REQUEST_TIMEOUT_MS = 30_000;
 
 /** What the HTTP front end needs from the server it belongs to. */
 export interface RestHost {
-  /** Runs argv (binary strings) as a client of this node; resolves with the RESP2 reply. */
-  run(argv: string[], client: ClientState): string | Promise<string>;
+  /**
+   * Runs argv (binary strings) as a client of this node; resolves with the RESP2 reply.
+   * traceparent: the request's W3C trace context header, if it sent one.
+   */
+  run(argv: string[], client: ClientState, traceparent?: string): string | Promise<string>;
   /** The partitions for which this node sees no reachable leader. */
   partitionsWithoutLeader(): number[];
   readonly partitionCount: number;
@@ -174,19 +177,20 @@ export class RestServer {
     if (req.method !== 'POST') return send(res, notAllowed('POST'));
     if (!this.authorized(req)) return send(res, { status: 401, body: { type: RestType.InvalidInput, message: 'send Authorization: Bearer <requirepass>' } });
     const body = await readJson(req);
-    if (!(body instanceof ReplyBox)) return send(res, await this.call(endpoint, body, res));
+    if (!(body instanceof ReplyBox)) return send(res, await this.call(endpoint, body, req, res));
     // The rest of a body too large is never read: close the connection after the answer.
     if (body.status === 413) res.shouldKeepAlive = false;
     return send(res, body);
   }
 
-  private async call(endpoint: Endpoint, body: Record<string, unknown>, res: http.ServerResponse): Promise<Reply> {
+  private async call(endpoint: Endpoint, body: Record<string, unknown>, req: http.IncomingMessage, res: http.ServerResponse): Promise<Reply> {
     const argv = endpoint.argv(body);
     if (typeof argv === 'string') return invalid(argv);
     const client = new SocketlessClient(2, 'http', false, 'rest');
     // A caller that hangs up cancels a command still forwarded to a leader.
     res.once('close', () => client.close());
-    const reply = parseRespReply(await this.host.run(argv, client));
+    const traceparent = req.headers['traceparent'];
+    const reply = parseRespReply(await this.host.run(argv, client, typeof traceparent === 'string' ? traceparent : undefined));
     if (reply !== null && typeof reply === 'object' && 'error' in reply) return errorAnswer(reply.error);
     return endpoint.answer(reply);
   }

@@ -1,7 +1,11 @@
-/** Structured JSON logs, one line each on stderr; never one per command. */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+/**
+ * Structured logs on pino: one JSON line per event on stderr, written synchronously (a line logged
+ * just before the process exits is not lost), never one per command:
+ * {"level":"info","time":"2025-01-01T00:00:00.000Z","node":"n1",...fields,"msg":"..."}.
+ */
+import pino from 'pino';
 
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -10,20 +14,28 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** write: where each line goes (default: stderr). */
 export function createLogger(options: { level: LogLevel | 'silent'; nodeId: string; write?: (line: string) => void }): Logger {
-  const min = options.level === 'silent' ? Infinity : RANK[options.level];
-  const write = options.write ?? ((line: string) => process.stderr.write(line));
-  const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
-    if (RANK[level] < min) return;
-    const record = { time: new Date().toISOString(), level, node: options.nodeId, msg, ...fields };
-    write(JSON.stringify(record, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+  const destination: pino.DestinationStream = options.write === undefined ? pino.destination({ dest: 2, sync: true }) : { write: options.write };
+  const log = pino({
+    level: options.level,
+    base: { node: options.nodeId },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }), log: bigintsAsStrings },
+  }, destination);
+  const at = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>): void => {
+    if (fields === undefined) log[level](msg);
+    else log[level](fields, msg);
   };
-  return {
-    debug: (msg, fields) => emit('debug', msg, fields),
-    info: (msg, fields) => emit('info', msg, fields),
-    warn: (msg, fields) => emit('warn', msg, fields),
-    error: (msg, fields) => emit('error', msg, fields),
-  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-export const SILENT: Logger = createLogger({ level: 'silent', nodeId: '' });
+/** Bigint fields (fencing tokens, say) as decimal strings: JSON numbers would lose their precision. */
+function bigintsAsStrings(fields: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.values(fields).some((v) => typeof v === 'bigint')) return fields;
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]));
+}
+
+const ignore = (): void => undefined;
+
+export const SILENT: Logger = { debug: ignore, info: ignore, warn: ignore, error: ignore };

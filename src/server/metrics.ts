@@ -19,6 +19,8 @@ export interface MetricsHost {
   /** The WAL's fdatasync durations (ns) and data records per batch. */
   readonly walSyncNs: Histogram;
   readonly walBatchRecords: Histogram;
+  /** Per partition: propose → commit (ns) of writes this node led, and new entries per log write. */
+  partitionHistograms(): Iterable<{ partition: number; commitNs: Histogram; batchEntries: Histogram }>;
 }
 
 /** Seconds; the usual Prometheus latency buckets, finer at the low end where raftlock's commands are. */
@@ -121,6 +123,14 @@ export function createRegistry(host: MetricsHost): Registry {
   registerRaftMetrics(registry, host.info);
   registerLockMetrics(registry, host.info);
   registerWalMetrics(registry, host);
+  new ScrapedHistogram(registry, 'raftlock_raft_commit_duration_seconds', 'Propose to commit of the writes this node proposed as leader, by partition', FSYNC_SECONDS_BUCKETS,
+    function* () {
+      for (const p of host.partitionHistograms()) yield { labels: { partition: String(p.partition) }, histogram: p.commitNs };
+    }, 1 / NS_PER_SECOND);
+  new ScrapedHistogram(registry, 'raftlock_raft_batch_entries', 'New log entries made durable by one log write (one Ready), by partition', BATCH_RECORDS_BUCKETS,
+    function* () {
+      for (const p of host.partitionHistograms()) yield { labels: { partition: String(p.partition) }, histogram: p.batchEntries };
+    }, 1);
   gauge(registry, 'raftlock_info', 'Constant 1, labelled with the version and node id', ['version', 'node_id'],
     () => [[{ version: host.info.version, node_id: host.info.config.nodeId }, 1]]);
   return registry;

@@ -23,11 +23,15 @@ import { RAFTLOCK_VERSION } from '../commands/version.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_CONFIG, clusterPortOf, type ServerConfig } from './config.js';
 import { SILENT, type Logger } from './log.js';
+import { RaftEventLog } from './raft-log.js';
 import { RestServer } from './http.js';
 import { MetricsServer } from './metrics.js';
 import { CommandStatsTable } from '../stats/command-stats.js';
 import { Histogram } from '../stats/histogram.js';
 import { Slowlog } from '../stats/slowlog.js';
+import type { Tracer } from '@opentelemetry/api';
+import { activeTrace, parseTraceParent, traceNow, type TraceParent, type Tracing } from '../trace/trace.js';
+import { startTracing, type TracingRuntime } from '../trace/sdk.js';
 
 /** How often the bounded active-expiry cycle runs, and how long one may take. */
 const EXPIRE_CYCLE_MS = 100;
@@ -71,6 +75,9 @@ export class RaftlockServer implements ConnectionHost {
   /** The WAL's fdatasync durations (ns) and records per batch, for the metrics. */
   readonly walSyncNs = new Histogram();
   readonly walBatchRecords = new Histogram();
+  /** Command tracing (--trace); null when off. */
+  tracing: Tracing | null = null;
+  private tracingRuntime: TracingRuntime | undefined;
   private readonly connections = new Set<Connection>();
   private nextClientId = 1;
   private expireTimer: NodeJS.Timeout | undefined;
@@ -86,9 +93,11 @@ export class RaftlockServer implements ConnectionHost {
   private forwardWatchTimer: NodeJS.Timeout | undefined;
   /** Since when each peer's link has been seen up (monotonic ms; checked every BALANCE_INTERVAL_MS). */
   private readonly connectedSince = new Map<string, number>();
+  /** Clients whose credentials were refused: logged once each. */
+  private readonly refusedClients = new WeakSet<ClientState>();
 
   constructor(readonly config: ServerConfig = DEFAULT_CONFIG, readonly log: Logger = SILENT) {
-    this.partitions = Array.from({ length: config.partitions }, (_, index) => new Partition(index, config, (p, atMs) => this.scheduleWake(p, atMs)));
+    this.partitions = Array.from({ length: config.partitions }, (_, index) => new Partition(index, config, log, (p, atMs) => this.scheduleWake(p, atMs)));
     this.services = this.partitions.map((p) => p.service);
     this.voters = config.peers === undefined ? [config.nodeId] : [...config.peers.keys()].sort();
     const stats: ServerStats = {
@@ -127,6 +136,7 @@ export class RaftlockServer implements ConnectionHost {
         };
       }).filter((r) => r !== undefined),
       wal: () => this.wal?.stats(),
+      clientRefused: (client, reason) => this.clientRefused(client, reason),
       ...(config.peers === undefined ? {} : {
         forward: (partition: number, argv: string[], client: ClientState) => this.forward(partition, argv, client),
         cluster: this.clusterView(),
@@ -140,6 +150,7 @@ export class RaftlockServer implements ConnectionHost {
    * waits for leadership, then listens. Resolves with the bound port.
    */
   async listen(): Promise<number> {
+    if (this.config.trace && this.tracing === null) await this.startTracing();
     if (this.config.peers !== undefined) await this.startTransport();
     await this.openReplica();
     await new Promise<void>((resolve, reject) => {
@@ -169,7 +180,7 @@ export class RaftlockServer implements ConnectionHost {
   /** Starts the REST API after the RESP listener: its calls run through the same dispatch. */
   private async listenRest(port: number): Promise<void> {
     const rest = new RestServer({
-      run: (argv, client) => this.runCommand(argv, client),
+      run: (argv, client, traceparent) => this.runRest(argv, client, traceparent),
       partitionsWithoutLeader: () => this.partitions.filter((p) => this.reachableLeader(p.index) === null).map((p) => p.index),
       partitionCount: this.partitions.length,
       requirepass: this.config.requirepass,
@@ -215,8 +226,23 @@ export class RaftlockServer implements ConnectionHost {
       for (const partition of this.partitions) partition.replica?.stop();
       await this.transport?.close();
       await this.wal?.close();
+      await this.tracingRuntime?.shutdown().catch((error: Error) => this.log.warn('could not export the last spans', { error: error.message }));
     })();
     return this.closing;
+  }
+
+  partitionHistograms(): Iterable<{ partition: number; commitNs: Histogram; batchEntries: Histogram }> {
+    return this.partitions.map((p) => ({ partition: p.index, commitNs: p.commitNs, batchEntries: p.batchEntries }));
+  }
+
+  /** Starts the OpenTelemetry SDK (--trace); tracer: a test's own, instead of the SDK's. */
+  async startTracing(tracer?: Tracer): Promise<void> {
+    this.tracingRuntime = await startTracing(this.config, process.env, tracer);
+    this.tracing = this.tracingRuntime.tracing;
+    this.log.info('tracing commands', {
+      sampleRatio: this.tracing.ratio, keys: this.config.traceKeys,
+      endpoint: tracer === undefined ? process.env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] ?? process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? 'the OTLP default' : 'in-process',
+    });
   }
 
   /** The partition a key's slot belongs to. */
@@ -258,10 +284,10 @@ export class RaftlockServer implements ConnectionHost {
         rng: Math.random,
         send: (messages) => this.send(partition, messages),
         onApplied: () => partition.service.afterWrite(),
-        onLeadership: (leader, term) => {
-          partition.service.leadershipChanged(leader, term, new NotLeaderError(null));
-          this.log.info(leader ? 'leading partition' : 'no longer leading partition', { partition: partition.index, term });
-        },
+        metrics: { now: () => performance.now(), commitNs: partition.commitNs, batchEntries: partition.batchEntries },
+        onLeadership: (leader, term) => partition.service.leadershipChanged(leader, term, new NotLeaderError(null)),
+        onRoleChange: (role, leader, term) => partition.raftLog.roleChanged(role, leader, term),
+        onSnapshot: (report) => partition.raftLog.snapshot(report, partition.replica?.raw.status().term ?? report.term),
         onFatal: (error) => {
           this.log.error('replica failed; stopping', { partition: partition.index, error: error.message });
           process.exitCode = 70;
@@ -276,7 +302,9 @@ export class RaftlockServer implements ConnectionHost {
     // Each partition's preferred leader campaigns at once; the others wait for
     // their election timeout. A single node leads everything at once.
     for (const partition of this.partitions) {
-      if (this.preferredLeader(partition.index) === this.config.nodeId) partition.replica!.campaign();
+      if (this.preferredLeader(partition.index) !== this.config.nodeId) continue;
+      partition.raftLog.campaignCause = 'preferred leader at startup';
+      partition.replica!.campaign();
     }
     // Ticks follow elapsed time, not timer callbacks: after a stall (GC, a paused
     // process) the missed ticks are delivered before anything else, so the
@@ -316,9 +344,14 @@ export class RaftlockServer implements ConnectionHost {
       logger: this.log,
       meta: { respHost: this.config.bind, respPort: this.config.port },
       onMessages: (_from, batch) => {
-        for (const { group, message } of batch) this.partitions[group]?.replica?.step(message);
+        for (const { group, message } of batch) {
+          const partition = this.partitions[group];
+          if (partition === undefined) continue;
+          if (message.type === 'MsgTimeoutNow') partition.raftLog.campaignCause = `leadership transfer from ${message.from}`;
+          partition.replica?.step(message);
+        }
       },
-      onRequest: (_from, request, respond) => this.serveForwarded(request.proto, request.argv, respond),
+      onRequest: (from, request, respond) => this.serveForwarded(request.proto, request.argv, respond, from, request.trace),
     });
     await this.transport.start();
   }
@@ -361,8 +394,7 @@ export class RaftlockServer implements ConnectionHost {
       if (since === undefined || now - since < BALANCE_SETTLE_MS) continue;
       const status = replica.raw.status();
       if (status.role !== 'leader' || status.leadTransferee !== null || !caughtUp(status, preferred)) continue;
-      this.log.info('handing partition leadership to its preferred leader', { partition: partition.index, to: preferred });
-      this.transferLeadership(replica, preferred);
+      this.transferLeadership(partition, preferred, 'the preferred leader is back');
     }
   }
 
@@ -371,11 +403,15 @@ export class RaftlockServer implements ConnectionHost {
    * replica may lag the core's (its Ready loop waits for the WAL), so a
    * refusal (no longer leader) is logged, not thrown.
    */
-  private transferLeadership(replica: Replica, to: string): void {
+  private transferLeadership(partition: Partition, to: string, reason: string): void {
+    const replica = partition.replica!;
     try {
-      if (replica.raw.status().role === 'leader') replica.raw.transferLeader(to);
+      const status = replica.raw.status();
+      if (status.role !== 'leader') return;
+      replica.raw.transferLeader(to);
+      partition.raftLog.transferStarted(to, reason, status.term);
     } catch (error) {
-      this.log.debug('leadership transfer refused', { to, error: (error as Error).message });
+      this.log.debug('leadership transfer refused', { partition: partition.index, to, error: (error as Error).message });
     }
   }
 
@@ -389,7 +425,7 @@ export class RaftlockServer implements ConnectionHost {
       const candidates = replica.membership.voters.filter((v) => v !== this.config.nodeId && this.transport!.connected(v) && caughtUp(status, v));
       const preferred = this.preferredLeader(partition.index);
       const to = candidates.includes(preferred) ? preferred : candidates[0];
-      if (to !== undefined) this.transferLeadership(replica, to);
+      if (to !== undefined) this.transferLeadership(partition, to, 'shutting down');
     }
     const deadline = monotonicMs() + SHUTDOWN_TRANSFER_MS;
     while (led.some((p) => p.replica!.isLeader) && monotonicMs() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -421,10 +457,20 @@ export class RaftlockServer implements ConnectionHost {
    * -TRYAGAIN, saying the command may have run.
    */
   private forwardTo(leader: string, partition: number, argv: string[], client: ClientState): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
+    // Dispatch forwards a traced command synchronously, while its trace is the active one.
+    const trace = activeTrace.current;
+    const forwarded = new Promise<string>((resolve, reject) => {
       const call = new Forwarded(this.transport!, this.forwarded, partition, leader, client, resolve, reject);
-      call.handle = this.transport!.forward(leader, argv, client.proto, call);
+      call.handle = this.transport!.forward(leader, argv, client.proto, call, trace?.startForward(leader));
       if (call.handle !== null) call.watch();
+    });
+    if (trace === null) return forwarded;
+    return forwarded.then((reply) => {
+      trace.endForward();
+      return reply;
+    }, (error: Error) => {
+      trace.endForward(error.message);
+      throw error;
     });
   }
 
@@ -444,10 +490,26 @@ export class RaftlockServer implements ConnectionHost {
     }
   }
 
-  /** Runs a command here for another node's client; respond gets the RESP reply. Returns a cancel hook. */
-  private serveForwarded(proto: 2 | 3, argv: string[], respond: (reply: string) => void): (() => void) | undefined {
+  /**
+   * Runs a command here for another node's client; respond gets the RESP reply. Returns a cancel
+   * hook. A command the sender traces (sampled) is traced here too, its span the child of the
+   * sender's forward span, whatever this node's own sampling ratio.
+   */
+  private serveForwarded(proto: 2 | 3, argv: string[], respond: (reply: string) => void, from?: string, parent?: TraceParent): (() => void) | undefined {
     const client = new SocketlessClient(proto, 'peer', true);
+    const tracing = this.tracing;
+    if (tracing !== null && parent !== undefined && (parent.flags & 1) === 1) {
+      const trace = tracing.begin(argv, traceNow(), { addr: from }, parent, true);
+      const answer = respond;
+      respond = (reply) => {
+        trace.replyReadyMs = traceNow();
+        answer(reply);
+        tracing.finish(trace, traceNow());
+      };
+      activeTrace.current = trace;
+    }
     const ran = this.runHere(argv, proto, client);
+    activeTrace.current = null;
     if (typeof ran === 'string') {
       respond(ran);
       return undefined;
@@ -473,6 +535,30 @@ export class RaftlockServer implements ConnectionHost {
     const pending = dispatch(ctx, argv);
     if (pending === undefined) return ctx.reply.take();
     return pending.then(() => ctx.reply.take());
+  }
+
+  /**
+   * runCommand() for a REST call. Traced when this node samples it, or, when the request carries
+   * a W3C traceparent header, as that says (its server span then the caller's span's child).
+   */
+  private runRest(argv: string[], client: ClientState, traceparent?: string): string | Promise<string> {
+    const tracing = this.tracing;
+    if (tracing === null) return this.runCommand(argv, client);
+    const parent = traceparent === undefined ? null : parseTraceParent(traceparent.trim());
+    if (!(parent === null ? tracing.sample() : (parent.flags & 1) === 1)) return this.runCommand(argv, client);
+    const trace = tracing.begin(argv, traceNow(), {}, parent ?? undefined);
+    activeTrace.current = trace;
+    let ran: string | Promise<string>;
+    try {
+      ran = this.runCommand(argv, client);
+    } finally {
+      activeTrace.current = null;
+    }
+    const done = (reply: string): string => {
+      tracing.finish(trace, traceNow());
+      return reply;
+    };
+    return typeof ran === 'string' ? done(ran) : ran.then(done);
   }
 
   /** runCommand() on this node, never forwarded again. */
@@ -520,7 +606,7 @@ export class RaftlockServer implements ConnectionHost {
       }
       try {
         await replica.changeMembership(change);
-        this.log.info('membership changed', { partition: p, change: change.type, node: change.node, voters: replica.membership.voters });
+        this.log.info('membership changed', { partition: p, change: change.type, member: change.node, voters: replica.membership.voters });
         return null;
       } catch (error) {
         return errorText(error as Error);
@@ -541,12 +627,20 @@ export class RaftlockServer implements ConnectionHost {
     }
     if (this.connections.size >= this.config.maxclients) {
       stats.rejectedConnections += 1;
+      this.log.warn('client refused', { addr: `${socket.remoteAddress}:${socket.remotePort}`, reason: 'max number of clients reached' });
       socket.on('error', () => undefined);
       socket.end('-ERR max number of clients reached\r\n');
       return;
     }
     stats.connectionsReceived += 1;
     this.connections.add(new Connection(this.nextClientId++, socket, this));
+  }
+
+  /** A client retrying a wrong password logs one line (its later refusals at debug). */
+  private clientRefused(client: ClientState, reason: string): void {
+    const again = this.refusedClients.has(client);
+    this.refusedClients.add(client);
+    this.log[again ? 'debug' : 'warn']('client refused', { client: client.id, addr: client.addr, reason });
   }
 
   private scheduleWake(partition: Partition, atMs: number): void {
@@ -582,8 +676,15 @@ class Partition implements Replicator {
   readonly service: LockService;
   replica: Replica | undefined;
   wakeTimer: NodeJS.Timeout | undefined;
+  readonly raftLog: RaftEventLog;
+  /** Propose → commit (ns) of this node's writes as leader, and new entries per log write. */
+  readonly commitNs = new Histogram();
+  readonly batchEntries = new Histogram();
 
-  constructor(readonly index: number, config: ServerConfig, scheduleWake: (partition: Partition, atMs: number) => void) {
+  constructor(readonly index: number, config: ServerConfig, log: Logger, scheduleWake: (partition: Partition, atMs: number) => void) {
+    this.raftLog = new RaftEventLog({
+      log, nodeId: config.nodeId, partition: index, isVoter: () => this.replica?.membership.voters.includes(config.nodeId) ?? true,
+    });
     const machine = new LockStateMachine({ tombstonesMax: config.tombstonesMax });
     machine.ownerRepeats = config.ownerRepeats;
     this.service = new LockService({

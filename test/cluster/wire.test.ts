@@ -116,6 +116,7 @@ const ALL_BYTES = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i
 const FORWARDING_FRAMES: Frame[] = [
   { kind: 'request', id: 0, proto: 2, argv: ['PING'] },
   { kind: 'request', id: 2 ** 32 + 5, proto: 3, argv: ['SET', ALL_BYTES, '', 'x'.repeat(300), '\r\n'] },
+  { kind: 'request', id: 9, proto: 2, argv: ['KLOCK', 'r', 'o', '1000'], trace: { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', flags: 1 } },
   { kind: 'response', id: 7, reply: `$256\r\n${ALL_BYTES}\r\n` },
   { kind: 'response', id: Number.MAX_SAFE_INTEGER, reply: '' },
   { kind: 'cancel', id: 0 },
@@ -209,6 +210,7 @@ t.test('lazy request and response frames encode at flush exactly as encodeFrame 
   const lazy: LazyFrame[] = [
     { kind: 'request', id: 0, proto: 2, argv: ['KLOCK', 'r', 'o', '1000'] },
     { kind: 'request', id: 300, proto: 3, argv: ['SET', 'k', '\xff'.repeat(70), ''] },
+    { kind: 'request', id: 301, proto: 2, argv: ['GET', 'k'], trace: { traceId: 'ffffffffffffffffffffffffffffffff', spanId: '0000000000000001', flags: 0 } },
     { kind: 'response', id: 2 ** 40, reply: ':12884901888\r\n' },
     { kind: 'response', id: 1, reply: '$100\r\n' + 'x'.repeat(100) + '\r\n' },
   ];

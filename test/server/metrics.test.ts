@@ -81,6 +81,10 @@ t.test('GET /metrics exposes the command counters and latency after known traffi
   t.ok(v('raftlock_wal_batches_total')! >= 1, 'the PERSISTENT grant went through the WAL');
   t.equal(v('raftlock_wal_fsync_duration_seconds_count'), v('raftlock_wal_batches_total'), 'one fdatasync per batch');
   t.equal(v('raftlock_wal_batch_records_count'), v('raftlock_wal_batches_total'));
+  // Writes this leader proposed: the grant of r, and the raise of the EPHEMERAL horizon before e's grant.
+  t.equal(v('raftlock_raft_commit_duration_seconds_count{partition="0"}'), 2, 'propose → commit of each write proposed');
+  t.ok(v('raftlock_raft_commit_duration_seconds_sum{partition="0"}')! > 0);
+  t.ok(v('raftlock_raft_batch_entries_count{partition="0"}')! >= 2, 'log writes: the election\'s entry, then each write');
   t.equal(v(`raftlock_info{version="${s.server.info.version}",node_id="n1"}`), 1);
 
   t.same(await c.call('CONFIG', 'RESETSTAT'), { ok: 'OK' });

@@ -55,7 +55,7 @@ try {
   }
   console.log(`the KLOCK sent just after the cut: ${await firstReply}`);
   console.log(`KLOCKs through n2 from 3 s to 15 s (n2 and n3 connected all along): ${[...counts].map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  const handoffs = cluster.nodes.flatMap((n) => n.log.filter((l) => /handing partition leadership/.test(l)));
+  const handoffs = cluster.nodes.flatMap((n) => n.log.filter((l) => /leadership transfer started/.test(l)));
   console.log(`leadership hand-offs to n1 attempted meanwhile: ${handoffs.length}`);
   for (const client of [info, first, c]) client.close();
 } finally {

@@ -49,7 +49,7 @@ try {
   await sleep(2500);
   const logged = cluster.node(x).log.length;
   for (const proxy of proxies.values()) proxy.heal();
-  while (!cluster.node(x).log.slice(logged).some((l) => l.includes('"peer connected","peer":"n2"'))) await sleep(10);
+  while (!cluster.node(x).log.slice(logged).some((l) => l.includes('"msg":"peer connected"') && l.includes('"peer":"n2"'))) await sleep(10);
   await sleep(2200);
   const child = cluster.node(x).child!;
   const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`exited: code ${code}, signal ${signal}`)));
