@@ -562,8 +562,19 @@ export class Replica {
    * quorum (on the leader, in its own WAL), so their clients need not wait
    * for the fsync of the entries that arrived since. Then the new entries and
    * hard state are made durable, and only then are messages sent.
+   *
+   * Except a leader's (one that leads before and after this Ready, so its
+   * term and vote are already durable): its appends and heartbeats leave
+   * first, and the followers write while it does (Raft thesis §10.2.1). That
+   * is safe because it counts its own copy of an entry only once the write is
+   * durable (advance → onPersisted): an entry commits once a majority holds it
+   * durably, with or without the leader; and the leader applies an entry only
+   * in a later Ready, after its own write of it.
    */
   private async handleReady(rd: Ready): Promise<void> {
+    const sendFirst = rd.messages.length > 0 && this.role === 'leader' && rd.snapshot === undefined
+      && (rd.softState === undefined || rd.softState.role === 'leader');
+    if (sendFirst) this.options.send(rd.messages);
     if (rd.softState !== undefined) this.changeRole(rd.softState.role, rd.softState.leader, rd.entries);
     if (rd.committedEntries.length > 0) {
       this.applyCommitted(rd.committedEntries);
@@ -600,7 +611,7 @@ export class Replica {
     this.storage.append(rd.entries);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     for (const entry of rd.entries) this.noteLogTime(entry);
-    if (rd.messages.length > 0) this.options.send(rd.messages);
+    if (rd.messages.length > 0 && !sendFirst) this.options.send(rd.messages);
     for (const state of rd.readStates) this.serveRead(new TextDecoder().decode(state.ctx), state.index);
     this.raw.advance(rd);
     if (rd.snapshot !== undefined) {

@@ -50,7 +50,7 @@ export function dispatch(ctx: CommandContext, argv: string[], outcome: DispatchO
     const key = routingKey(top.spec, argv);
     const sent = key === undefined || top.spec.forwardAs === undefined ? argv : top.spec.forwardAs(ctx, argv);
     const remote = key === undefined ? undefined : ctx.server.forward(ctx.server.partitionOf(key), sent, ctx.client);
-    if (remote !== undefined) return relay(ctx, remote, top.spec.flags.includes('blocking') && argv.some((a) => a.toUpperCase() === 'WAIT'));
+    if (remote !== undefined) return relay(ctx, remote, top.spec.flags.includes('blocking') && hasWait(argv));
   }
   if (entry.syntax === null) return spec.handler!(ctx, argv, NO_ARGS);
   const parsed = parseArgs(entry.syntax, argv, entry === top ? 1 : 2);
@@ -79,6 +79,15 @@ export function routingKey(spec: CommandSpec, argv: readonly string[]): string |
     return count === 0 ? '' : argv[at + 1];
   }
   return spec.keys === null ? undefined : argv[spec.keys.first];
+}
+
+/** Whether a blocking command asks to wait (a WAIT argument, in any case); allocates nothing for other arguments. */
+function hasWait(argv: readonly string[]): boolean {
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg.length === 4 && arg.toUpperCase() === 'WAIT') return true;
+  }
+  return false;
 }
 
 /** Writes the reply the partition's leader gave, unchanged. */

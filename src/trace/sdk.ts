@@ -56,6 +56,10 @@ export async function startTracing(config: ServerConfig, env: NodeJS.ProcessEnv 
     resource: resources.resourceFromAttributes({ 'service.instance.id': config.nodeId, 'service.version': RAFTLOCK_VERSION }),
     sampler: new tracing.AlwaysOnSampler(),
     instrumentations: [],
+    // raftlock hands every span its parent; a global context manager (AsyncLocalStorage) would
+    // only make every promise of every command, sampled or not, carry a context: none is registered.
+    contextManager: null as unknown as undefined,
+    textMapPropagator: null,
   });
   sdk.start();
   return {

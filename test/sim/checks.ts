@@ -204,7 +204,8 @@ function entryKey(entry: Entry): string {
  * The history as the real-time hold checker sees it (sim time: no server
  * clock), per durability. A grant answered at ret, asked at call, holds for
  * sure until call + ttl x (1 - drift) however the leaders' log clocks ran;
- * an unlock whose reply was lost may have released at its call. A second
+ * an unlock whose reply was lost may have released at its call, and an
+ * extend whose reply was lost may have shortened the lease there. A second
  * lock by the holder does not renew the lease (same token, same expiry), nor
  * does one that may repeat a lock whose reply was lost.
  */
@@ -226,6 +227,11 @@ function holdOps(history: readonly LockOp[]): HoldOp[] {
     }
     const holder = `${resource}\u0000${input.owner}`;
     if (op.ret === undefined && input.kind === 'lock') lostLock.add(holder);
+    // An extend whose reply was lost may have set a sooner expiry at its call: it cuts the owner's hold there.
+    if (op.ret === undefined && input.kind === 'extend') {
+      ops.push({ client: op.client, owner: input.owner, resource, kind: 'extend', ttlMs: input.ttlMs, call: op.call, ret: op.call, result: null });
+      continue;
+    }
     if (op.ret === undefined || typeof op.output !== 'bigint') continue;
     const grant = `${holder}\u0000${op.output}`;
     if (input.kind === 'lock' && (granted.has(grant) || lostLock.has(holder))) continue;

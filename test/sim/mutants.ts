@@ -40,7 +40,8 @@ const MUTANTS: Mutant[] = [
   },
   {
     name: 'acknowledge appends before the fsync',
-    edits: [{ file: 'src/cluster/replica.ts', find: 'if (records.length > 0) await this.options.wal.append(records);', replace: 'if (rd.messages.length > 0) this.options.send(rd.messages);\n    if (records.length > 0) await this.options.wal.append(records);' }],
+    // Every node's messages, a follower's acknowledgements and votes included, leave before its write (not only a leader's).
+    edits: [{ file: 'src/cluster/replica.ts', find: "const sendFirst = rd.messages.length > 0 && this.role === 'leader' && rd.snapshot === undefined\n      && (rd.softState === undefined || rd.softState.role === 'leader');", replace: 'const sendFirst = rd.messages.length > 0;' }],
   },
   {
     name: 'serve a read without ReadIndex or lease',
