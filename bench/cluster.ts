@@ -8,15 +8,14 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ProcessCluster } from './lib/cluster.js';
 import { EtcdCluster, etcdLockTarget, etcdProblem, etcdVersion } from './lib/etcd.js';
-import { agreedLeadership, changedPartitions, partitionTags, waitForLeadership, type Leadership } from './lib/leaders.js';
+import { partitionTags, runProblem, waitEphemeralReady, waitForLeadership, type Leadership } from './lib/leaders.js';
 import { closedLoop, errorCount, medianLatency, openLoop, raftlockLockTarget, randomKey, type LatencySummary, type LockTarget, type OpenLoopResult } from './lib/load.js';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT } from './lib/proc.js';
 import { runRedisBenchmark } from './lib/redis-benchmark.js';
 import { cpuMeter, exitedChildrenCpuSeconds } from './lib/cpu.js';
-import { commandOutput, machineFacts, writeSection } from './lib/report.js';
-import { callOnce, ReplyError } from './lib/resp-client.js';
+import { commandOutput, fmtInt, fmtMs, fmtRatio, machineFacts, writeSection } from './lib/report.js';
 import { median } from './lib/stats.js';
-import { positiveInt } from './lib/args.js';
+import { positiveInt, quickPicker } from './lib/args.js';
 
 const NODES = 3;
 const CLIENTS = 50;
@@ -80,9 +79,8 @@ function parseOptions(argv: string[]): Options {
     .option('--out <file>', 'results file (default bench/RESULTS-cluster.md)')
     .parse(argv);
   const raw = program.opts<{ partitions: number; runs: number; requests: number; latencySeconds: number; latencyRuns: number; quick?: boolean; out?: string }>();
-  const explicit = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
   const quick = raw.quick === true;
-  const pick = <T>(name: string, full: T, short: T): T => (quick && !explicit(name) ? short : full);
+  const pick = quickPicker(program, quick);
   return {
     partitions: raw.partitions,
     runs: pick('runs', raw.runs, 1),
@@ -102,19 +100,6 @@ function redisBenchmarkArgs(port: number, mode: 'PERSISTENT' | 'EPHEMERAL', pref
   ];
 }
 
-/** Waits until every partition grants EPHEMERAL locks through the target node (none is in its post-election wait). */
-async function waitEphemeralReady(port: number, tags: string[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (const [p, tag] of tags.entries()) {
-    for (;;) {
-      const reply = await callOnce(port, ['KLOCK', `ready{${tag}}:${Date.now()}`, OWNER, 1000, 'EPHEMERAL']);
-      if (!(reply instanceof ReplyError)) break;
-      if (Date.now() > deadline) throw new Error(`partition ${p} still refuses EPHEMERAL locks after ${timeoutMs} ms: ${reply.message}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
 interface Context {
   cluster: ProcessCluster;
   etcd: EtcdCluster;
@@ -127,18 +112,6 @@ async function beforeRaftlockRun(ctx: Context, mode: 'PERSISTENT' | 'EPHEMERAL')
   const leadership = await waitForLeadership(ctx.cluster, { balanced: true, stableMs: 1000, timeoutMs: 60_000 });
   if (mode === 'EPHEMERAL') await waitEphemeralReady(ctx.cluster.node(TARGET_NODE).port, ctx.tags, 60_000);
   return leadership;
-}
-
-/** Why a raftlock run does not count: errors, or a partition changed leader or term while it ran. */
-async function afterRaftlockRun(ctx: Context, before: Leadership, error: string | null): Promise<string | null> {
-  const dead = ctx.cluster.nodes.filter((n) => n.child === null).map((n) => n.id);
-  if (dead.length > 0) throw new Error(`raftlock node(s) ${dead.join(', ')} died during the benchmark:\n${dead.map((id) => ctx.cluster.node(id).log.slice(-20).join('\n')).join('\n')}`);
-  const after = await agreedLeadership(ctx.cluster);
-  const changed = after === null ? null : changedPartitions(before, after);
-  if (changed === null) return 'leadership unsettled after the run';
-  if (changed.length > 0) return `leader or term changed in partition(s) ${changed.join(', ')}`;
-  if (error !== null) return `error replies, e.g. ${error}`;
-  return null;
 }
 
 const raftlockPids = (ctx: Context): (number | undefined)[] => ctx.cluster.nodes.map((n) => n.child?.pid);
@@ -169,7 +142,7 @@ async function throughputRun(ctx: Context, workload: Workload, run: number): Pro
   const sample = await runRedisBenchmark(args, Math.max(120_000, ctx.options.requests * 2));
   const serverCores = meter.stop();
   const generatorCores = (exitedChildrenCpuSeconds() - childrenBefore) / ((performance.now() - startedAt) / 1000);
-  return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, serverCores, generatorCores, excluded: await afterRaftlockRun(ctx, before, sample.error) };
+  return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, serverCores, generatorCores, excluded: await runProblem(ctx.cluster, before, sample.error) };
 }
 
 type Samples = Record<Workload, Run[]>;
@@ -213,7 +186,7 @@ async function latencyRun(ctx: Context, workload: Workload, rate: number, run: n
     const errors = errorCount(result.errors);
     const firstError = errors > 0 ? [...result.errors.keys()][0]! : null;
     let excluded: string | null;
-    if (before !== null) excluded = await afterRaftlockRun(ctx, before, firstError);
+    if (before !== null) excluded = await runProblem(ctx.cluster, before, firstError);
     else {
       ctx.etcd.assertAlive();
       excluded = firstError === null ? null : `${errors} errors, e.g. ${firstError}`;
@@ -245,9 +218,6 @@ async function measureLatency(ctx: Context, peaks: Record<Workload, number>): Pr
   return runs;
 }
 
-const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-const fmtRatio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
 const fmtCores = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 const verdict = (met: boolean | null): string => (met === null ? 'n/a' : met ? 'met' : 'missed');
 

@@ -15,7 +15,7 @@ import { randomKey } from './lib/load.js';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
 import { runRedisBenchmark, type BenchmarkSample } from './lib/redis-benchmark.js';
 import { cpuMeter } from './lib/cpu.js';
-import { commandOutput, machineFacts } from './lib/report.js';
+import { commandOutput, fmtInt, fmtMs, fmtRatio, machineFacts } from './lib/report.js';
 import { callOnce } from './lib/resp-client.js';
 import { median, quantile, sortedCopy } from './lib/stats.js';
 import { positiveInt } from './lib/args.js';
@@ -347,9 +347,6 @@ async function measureRun(ctx: Context, run: number, releaseSha: string, samples
   }
 }
 
-const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-const fmtRatio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
 const fmtCores = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 
 const counted = (runs: CycleRun[]): CycleRun[] => runs.filter((r) => r.excluded === null);

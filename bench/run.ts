@@ -2,11 +2,11 @@
 // (Debian) in the same run, interleaved so that machine noise hits both. Writes bench/RESULTS.md.
 // Reproduce: npm run bench   (= npm run build && node dist/bench/run.js [--runs N] [--requests N])
 import { Command } from 'commander';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, runCommand, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
 import { positiveInt } from './lib/args.js';
-import { commandOutput, machineFacts } from './lib/report.js';
+import { commandOutput, machineFacts, writeHead } from './lib/report.js';
 
 /**
  * 'redis' is redis-server in memory (no persistence); 'redis-fsync' is
@@ -335,8 +335,7 @@ async function main(): Promise<void> {
     await stopAll();
   }
   printTable(rows);
-  mkdirSync(dirname(options.out), { recursive: true });
-  writeFileSync(options.out, resultsMarkdown(rows, samples, options, invocation));
+  writeHead(options.out, resultsMarkdown(rows, samples, options, invocation));
   console.log(`wrote ${relative(process.cwd(), options.out) || options.out}`);
   const failed = rows.filter((r) => r.target !== null && r.ratio < r.target);
   if (failed.length > 0) console.log(`targets missed: ${failed.map((r) => `${r.workload} P=${r.pipeline} (${r.ratio.toFixed(2)}× < ${r.target}×)`).join(', ')}`);

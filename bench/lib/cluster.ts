@@ -27,6 +27,10 @@ export interface ClusterOptions {
   args?: string[];
   /** More flags for one node (its own --metrics-port, say). */
   nodeArgs?: (id: string) => string[];
+  /** More environment for every node (OTEL_* for tracing, say), on top of this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** The server entry point to run (default: this checkout's dist/src/server/main.js). */
+  main?: string;
   /**
    * The address node `from` dials to reach node `to`, whose peer transport listens at `target`
    * (the node with the smaller id dials). Default: the target itself.
@@ -99,12 +103,13 @@ export class ProcessCluster {
     const node = this.node(id);
     if (node.child !== null) throw new Error(`${id} is running`);
     const args = [
-      RAFTLOCK_MAIN, '--node-id', id, '--port', String(node.port), '--http-port', '0', '--cluster-port', String(node.clusterPort),
+      this.options.main ?? RAFTLOCK_MAIN, '--node-id', id, '--port', String(node.port), '--http-port', '0', '--cluster-port', String(node.clusterPort),
       '--peers', this.peersArg.get(id)!, '--data-dir', node.dataDir, '--partitions', String(this.options.partitions ?? 3),
       ...(this.options.secret === undefined ? [] : ['--cluster-secret', this.options.secret]),
       ...(this.options.args ?? []), ...(this.options.nodeArgs?.(id) ?? []), ...extraArgs,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const env = this.options.env === undefined ? process.env : { ...process.env, ...this.options.env };
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     node.child = child;
     live.add(child);
     node.paused = false;

@@ -38,3 +38,36 @@ export function exitedChildrenCpuSeconds(): number {
     return NaN;
   }
 }
+
+/** Busy CPU seconds of the whole machine so far (/proc/stat: all time but idle and iowait); NaN if it cannot be read. */
+export function machineBusySeconds(): number {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+    const [user, nice, system, , , irq, softirq, steal] = fields;
+    return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Measures the cores that everything else on the machine used between start and stop: all busy
+ * time but that of `pids`, this process and its children that exited meanwhile (redis-benchmark
+ * runs). Other work shows here; a benchmark on a shared machine reports it beside its numbers.
+ */
+export function otherCpuMeter(pids: () => (number | undefined)[]): { stop(): number } {
+  const own = (): number => {
+    const self = process.cpuUsage();
+    return pids().reduce((sum: number, pid) => sum + (processCpuSeconds(pid) || 0), 0) + (self.user + self.system) / 1e6 + exitedChildrenCpuSeconds();
+  };
+  const machineBefore = machineBusySeconds();
+  const ownBefore = own();
+  const startedAt = performance.now();
+  return {
+    stop() {
+      const seconds = (performance.now() - startedAt) / 1000;
+      return Math.max(0, machineBusySeconds() - machineBefore - (own() - ownBefore)) / seconds;
+    },
+  };
+}

@@ -53,13 +53,20 @@ export function isBalanced(leaders: string[], running: string[]): boolean {
   });
 }
 
+/** Whether partition p is led by its preferred leader, the (p mod N)-th of the sorted node ids, where the nodes move it once all are up. */
+export function isPreferred(leaders: string[], ids: string[]): boolean {
+  const sorted = [...ids].sort();
+  return leaders.every((leader, p) => leader === sorted[p % sorted.length]);
+}
+
 /**
- * Waits until the running nodes agree on the leaders and (if asked) leadership is balanced, and
- * it stays so for stableMs (no leader or term changes).
+ * Waits until the running nodes agree on the leaders and (if asked) leadership is balanced, or
+ * every partition is led by its preferred leader (no leadership transfer is still to come), and it
+ * stays so for stableMs (no leader or term changes).
  */
 export async function waitForLeadership(
   cluster: ProcessCluster,
-  options: { balanced: boolean; stableMs: number; timeoutMs: number },
+  options: { balanced: boolean; preferred?: boolean; stableMs: number; timeoutMs: number },
 ): Promise<Leadership> {
   const deadline = Date.now() + options.timeoutMs;
   let since: number | null = null;
@@ -67,7 +74,8 @@ export async function waitForLeadership(
   let lastText = 'no answer yet';
   for (;;) {
     const now = await agreedLeadership(cluster);
-    const ok = now !== null && (!options.balanced || isBalanced(now.leaders, cluster.running()));
+    const ok = now !== null && (!options.balanced || isBalanced(now.leaders, cluster.running())) &&
+      (options.preferred !== true || isPreferred(now.leaders, cluster.nodes.map((n) => n.id)));
     if (ok && last !== null && JSON.stringify(now) === JSON.stringify(last)) {
       if (since !== null && Date.now() - since >= options.stableMs) return now!;
     } else {
@@ -76,9 +84,37 @@ export async function waitForLeadership(
     last = ok ? now : null;
     if (now !== null) lastText = `leaders ${now.leaders.join(',')}, terms ${now.terms.join(',')}`;
     if (Date.now() > deadline) {
-      throw new Error(`no ${options.balanced ? 'balanced, ' : ''}stable leadership within ${options.timeoutMs} ms (last: ${lastText})`);
+      throw new Error(`no ${options.balanced ? 'balanced, ' : ''}${options.preferred === true ? 'preferred, ' : ''}stable leadership within ${options.timeoutMs} ms (last: ${lastText})`);
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Why a measurement on the cluster does not count, or null: throws if a node died; else leadership
+ * unsettled, a partition's leader or term changed since `before`, or the first error reply seen.
+ */
+export async function runProblem(cluster: ProcessCluster, before: Leadership, error: string | null): Promise<string | null> {
+  const dead = cluster.nodes.filter((n) => n.child === null).map((n) => n.id);
+  if (dead.length > 0) throw new Error(`raftlock node(s) ${dead.join(', ')} died during the benchmark:\n${dead.map((id) => cluster.node(id).log.slice(-20).join('\n')).join('\n')}`);
+  const after = await agreedLeadership(cluster);
+  const changed = after === null ? null : changedPartitions(before, after);
+  if (changed === null) return 'leadership unsettled after the run';
+  if (changed.length > 0) return `leader or term changed in partition(s) ${changed.join(', ')}`;
+  if (error !== null) return `error replies, e.g. ${error}`;
+  return null;
+}
+
+/** Waits until every partition grants EPHEMERAL locks through the node at `port` (none is in its post-election wait). */
+export async function waitEphemeralReady(port: number, tags: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const [p, tag] of tags.entries()) {
+    for (;;) {
+      const reply = await callOnce(port, ['KLOCK', `ready{${tag}}:${Date.now()}`, 'o', 1000, 'EPHEMERAL']);
+      if (!(reply instanceof ReplyError)) break;
+      if (Date.now() > deadline) throw new Error(`partition ${p} still refuses EPHEMERAL locks after ${timeoutMs} ms: ${reply.message}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }
 

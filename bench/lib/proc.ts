@@ -348,19 +348,22 @@ export interface RaftlockOptions {
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
+  /** The server entry point to run (default: RAFTLOCK_MAIN, this checkout's build). */
+  main?: string;
 }
 
 /** Starts the built raftlock server (dist/src/server/main.js) with its data dir in a temp dir. */
 export function startRaftlock(options: RaftlockOptions = {}): Promise<ServerProcess> {
-  if (!existsSync(RAFTLOCK_MAIN)) {
-    return Promise.reject(new Error(`${RAFTLOCK_MAIN} does not exist: run npm run build first`));
+  const main = options.main ?? RAFTLOCK_MAIN;
+  if (!existsSync(main)) {
+    return Promise.reject(new Error(`${main} does not exist: run npm run build first`));
   }
   const passwordArgs = options.password === undefined ? [] : ['--requirepass', options.password];
   return startServer({
     name: 'raftlock',
     command: process.execPath,
     args: (port, dir) => [
-      RAFTLOCK_MAIN, '--port', String(port), '--http-port', '0', '--bind', HOST, '--data-dir', join(dir, 'data'),
+      main, '--port', String(port), '--http-port', '0', '--bind', HOST, '--data-dir', join(dir, 'data'),
       ...passwordArgs, ...(options.logLevel === undefined ? [] : ['--log-level', options.logLevel]),
       ...(options.extraArgs ?? []),
     ],

@@ -39,3 +39,17 @@ export async function runRedisBenchmark(args: string[], timeoutMs: number): Prom
     throw new Error(`${result.command}: ${(e as Error).message}\n${output}`);
   }
 }
+
+/**
+ * runRedisBenchmark, except that a run redis-benchmark stopped at an error reply (version 7 exits at
+ * the first, whatever -e says) resolves with NaN numbers and that reply, for the caller to exclude.
+ */
+export async function runRedisBenchmarkOrErrorReply(args: string[], timeoutMs: number): Promise<BenchmarkSample> {
+  try {
+    return await runRedisBenchmark(args, timeoutMs);
+  } catch (error) {
+    const reply = /Error from server[^:]*: (.*)/.exec((error as Error).message)?.[1];
+    if (reply === undefined) throw error;
+    return { rps: NaN, p50Ms: NaN, p99Ms: NaN, error: reply };
+  }
+}

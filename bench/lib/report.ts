@@ -2,8 +2,14 @@
 // rewrites in place, so that several benchmarks can write one results file.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { REPO_ROOT } from './proc.js';
+
+/** Table cells: a rounded integer with thousands separators, a fixed-point number, a ratio; 'n/a' when not finite. */
+export const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+export const fmtMs = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+export const fmtRatio = (n: number, digits = 2): string => (Number.isFinite(n) ? `${n.toFixed(digits)}×` : 'n/a');
 
 export function commandOutput(command: string, args: string[]): string {
   try {
@@ -29,6 +35,11 @@ export function machineFacts(tools: { name: string; version: string }[]): string
   ];
 }
 
+/** A machine-facts line: the 1-minute load average when the run started (`startLoad`, from loadavg()[0]) and now, as other work on the machine shows in it. */
+export function loadFact(startLoad: number): string {
+  return `- Load average (1 min, everything on the machine) when the run started: ${startLoad.toFixed(2)}; when it ended: ${loadavg()[0]!.toFixed(2)}`;
+}
+
 const begin = (name: string): string => `<!-- section ${name}: written by the benchmark, replaced on its next run -->`;
 const end = (name: string): string => `<!-- end of section ${name} -->`;
 
@@ -46,4 +57,12 @@ export function writeSection(file: string, options: { name: string; title: strin
   const named = [...options.order.filter((n) => sections.has(n)), ...[...sections.keys()].filter((n) => !options.order.includes(n))];
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${head}\n\n${named.map((n) => sections.get(n)!).join('\n')}`);
+}
+
+/** Writes `markdown` as the head of `file` (all before its sections), keeping the sections other benchmarks wrote there. */
+export function writeHead(file: string, markdown: string): void {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = text.search(/<!-- section \S+: /);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, at < 0 ? markdown : `${markdown.trimEnd()}\n\n${text.slice(at)}`);
 }

@@ -459,6 +459,7 @@ export class RaftlockServer implements ConnectionHost {
   private forwardTo(leader: string, partition: number, argv: string[], client: ClientState): Promise<string> {
     // Dispatch forwards a traced command synchronously, while its trace is the active one.
     const trace = activeTrace.current;
+    if (trace !== null) trace.partition = partition;
     const forwarded = new Promise<string>((resolve, reject) => {
       const call = new Forwarded(this.transport!, this.forwarded, partition, leader, client, resolve, reject);
       call.handle = this.transport!.forward(leader, argv, client.proto, call, trace?.startForward(leader));
