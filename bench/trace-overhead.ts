@@ -268,10 +268,12 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
       '(`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<port> OTEL_EXPORTER_OTLP_PROTOCOL=http/json OTEL_SERVICE_NAME=raftlock OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none`, ' +
       'the SDK\'s batching defaults otherwise: a 2048-span queue, batches every 5 s; the receiver answers `{}` and counts the spans without decoding them)' +
       (without === null ? '.' : `; **without** is \`node ${options.without}/dist/src/server/main.js\`, ${without.label.replace('without tracing code ', 'a checkout ')} built with \`npm ci && npm run build\` ` +
-        '(`git worktree add /tmp/raftlock-notrace 5c975f3 && cd /tmp/raftlock-notrace && npm ci && npm run build`).'),
+        '(`git worktree add /tmp/raftlock-notrace 5c975f3 && cd /tmp/raftlock-notrace && npm ci && npm run build`). ' +
+        `The ratio without / off covers all that changed between that commit and this build (\`git log --oneline ${commandOutput('git', ['-C', options.without!, 'rev-parse', '--short', 'HEAD'])}..HEAD\`), ` +
+        'not the tracing code alone.'),
     '',
     `Workloads, each with redis-benchmark \`-c ${CLIENTS} -n ${options.requests} -r ${KEYSPACE}\`: KLOCK PERSISTENT with \`-P 16\` through ${TARGET_NODE} of a fresh ${NODES}-node cluster ` +
-      `(${options.partitions} partitions, balanced leaders), and SET NX PX and KLOCK PERSISTENT unpipelined against a fresh single node. Every measurement follows a warm-up run of a tenth ` +
+      `(${options.partitions} partitions, every partition led by its preferred node), and SET NX PX and KLOCK PERSISTENT unpipelined against a fresh single node. Every measurement follows a warm-up run of a tenth ` +
       'of the requests on other keys. Each round starts every variant\'s processes afresh, one variant after the other, in an order that rotates each round; ' +
       `${options.rounds} round(s); medians over the runs that count (no error reply; in the cluster no leader or term change during the run). ` +
       `Target: 1% sampling ≥ ${SAMPLED_TARGET}× off; off within noise of the build without tracing (|off/without − 1| no larger than the round-to-round spread, max/min − 1, of either).`,

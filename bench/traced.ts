@@ -416,7 +416,8 @@ function sweepSection(samples: SweepSamples, options: Options): string[] {
       '(fsync before every reply that wrote, like raftlock\'s PERSISTENT writes and bench/run.ts\'s durable baseline). ' +
       `etcd: ${NODES} members (${etcdVersion().replace('etcd Version: ', 'etcd ')}, bench/lib/etcd.ts), the transaction ` +
       '`Txn(If(createRevision(key) = 0), Then(Put(key, "o", lease)), Else(Range(key)))` from the `etcd3` client, one gRPC connection and lease per client, ' +
-      'one request in flight per client (the closed loop of bench/lib/load.ts).',
+      'one request in flight per client (the closed loop of bench/lib/load.ts). raftlock and etcd acknowledge a write once a majority of 3 has it fsync\'d; ' +
+      'redis-server is one process that fsyncs its own AOF and replicates to nobody: the upper bound of one durable node, not a like-for-like replicated system.',
     '',
     `Each point is measured ${options.runs} time(s); the systems take turns in an order that rotates every point and run. All three stay up during the sweep on ` +
       'the same cores. Requests per point: 1000 per request in flight (clients × pipeline), at least ' +
@@ -486,7 +487,8 @@ function report(traced: TracedResult[] | null, sweep: SweepSamples | null, optio
       '(bench/lib/cluster.ts); traced nodes add `--trace --trace-sample-ratio R` and export with the OpenTelemetry SDK\'s OTLP exporter, configured by ' +
       '`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<receiver> OTEL_EXPORTER_OTLP_PROTOCOL=http/json OTEL_SERVICE_NAME=raftlock OTEL_BSP_SCHEDULE_DELAY=200 ' +
       'OTEL_BSP_MAX_QUEUE_SIZE=65536 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096 OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none` (bench/lib/tracing.ts). ' +
-      'Before each raftlock measurement the harness waits until the nodes agree on balanced, stable leaders (1 s).',
+      'Before each raftlock measurement the harness waits until the nodes agree on the leaders, every partition is led by its preferred node ' +
+      '(leadership is balanced and no transfer is pending) and that has held for 1 s.',
     '',
     ...(traced === null ? ['The traced workloads were skipped (`--no-traced`).', ''] : tracedSection(traced, options)),
     ...(sweep === null ? ['The sweep was skipped (`--no-sweep`).', ''] : sweepSection(sweep, options)),
