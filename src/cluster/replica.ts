@@ -690,26 +690,10 @@ export class Replica {
     this.options.wal.compact(this.options.group, index).catch((error: Error) => this.fail(error));
   }
 
-  /** Applies committed entries, timing those this leader proposed (metrics, traces). */
+  /** Applies committed entries; committedMs (one clock read per Ready, with metrics) times the writes this leader proposed. */
   private applyCommitted(entries: readonly Entry[]): void {
-    const metrics = this.options.metrics;
-    if (metrics === undefined && this.tracedPending === 0) {
-      for (const entry of entries) this.apply(entry);
-      return;
-    }
-    const committedMs = metrics?.now() ?? 0;
-    for (const entry of entries) {
-      const waiting = this.pending.get(entry.index);
-      if (waiting !== undefined && waiting.proposedMs > 0) metrics?.commitNs.record(Math.round((committedMs - waiting.proposedMs) * 1e6));
-      const trace = waiting?.trace ?? null;
-      if (trace === null) {
-        this.apply(entry);
-        continue;
-      }
-      trace.committedMs = trace.applyStartMs = traceNow();
-      this.apply(entry);
-      trace.applyEndMs = traceNow();
-    }
+    const committedMs = this.options.metrics?.now() ?? 0;
+    for (const entry of entries) this.apply(entry, committedMs);
   }
 
   /** The traces of the pending writes among entries (appended by this leader); null if none. */
@@ -722,7 +706,10 @@ export class Replica {
     return traces;
   }
 
-  private apply(entry: Entry): void {
+  private apply(entry: Entry, committedMs: number): void {
+    const waiting = this.pending.get(entry.index);
+    const trace = waiting?.trace ?? null;
+    if (trace !== null) trace.committedMs = trace.applyStartMs = traceNow();
     let result: LockResult = null;
     if (entry.type === 'normal') {
       const command = decodeCommand(entry.data);
@@ -732,12 +719,13 @@ export class Replica {
     } else if (entry.type === 'conf') {
       this.conf = this.raw.applyConfChange(decodeConfChange(entry.data));
     }
+    if (trace !== null) trace.applyEndMs = traceNow();
     this.applied = entry.index;
     if (entry.index === this.termStartIndex) this.inheritedHorizonMs = this.options.machine.ephemeralHorizonMs;
-    const waiting = this.pending.get(entry.index);
     if (waiting === undefined) return;
     this.pending.delete(entry.index);
-    if (waiting.trace !== null) this.tracedPending -= 1;
+    if (waiting.proposedMs > 0) this.options.metrics?.commitNs.record(Math.round((committedMs - waiting.proposedMs) * 1e6));
+    if (trace !== null) this.tracedPending -= 1;
     for (const key of waiting.keys) {
       const count = this.keysInFlight.get(key)!;
       if (count === 1) this.keysInFlight.delete(key);
