@@ -8,11 +8,11 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { ServerConfig } from '../server/config.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
-import { Tracing } from './trace.js';
+import { traceIds, Tracing } from './trace.js';
 
 export interface TracingRuntime {
   readonly tracing: Tracing;
-  /** Exports what is buffered and stops the SDK. */
+  /** Creates the spans of finished traces, exports what is buffered and stops the SDK. */
   shutdown(): Promise<void>;
 }
 
@@ -45,16 +45,23 @@ export function samplingRatio(flag: number | undefined, env: NodeJS.ProcessEnv):
   }
 }
 
-/** Starts the SDK and returns the node's Tracing; a test may pass its own tracer instead. */
+/**
+ * Starts the SDK and returns the node's Tracing; a test may pass its own tracer instead (its
+ * provider's idGenerator must be traceIds).
+ */
 export async function startTracing(config: ServerConfig, env: NodeJS.ProcessEnv = process.env, tracer?: Tracer): Promise<TracingRuntime> {
   const ratio = samplingRatio(config.traceSampleRatio, env);
   const options = { ratio, keys: config.traceKeys, nodeId: config.nodeId };
-  if (tracer !== undefined) return { tracing: new Tracing({ ...options, tracer }), shutdown: () => Promise.resolve() };
+  if (tracer !== undefined) {
+    const own = new Tracing({ ...options, tracer });
+    return { tracing: own, shutdown: () => Promise.resolve(own.flush()) };
+  }
   const { NodeSDK, tracing, resources, api } = await import('@opentelemetry/sdk-node');
   const sdk = new NodeSDK({
     serviceName: env['OTEL_SERVICE_NAME'] ?? 'raftlock',
     resource: resources.resourceFromAttributes({ 'service.instance.id': config.nodeId, 'service.version': RAFTLOCK_VERSION }),
     sampler: new tracing.AlwaysOnSampler(),
+    idGenerator: traceIds,
     instrumentations: [],
     // raftlock hands every span its parent; a global context manager (AsyncLocalStorage) would
     // only make every promise of every command, sampled or not, carry a context: none is registered.
@@ -62,8 +69,12 @@ export async function startTracing(config: ServerConfig, env: NodeJS.ProcessEnv 
     textMapPropagator: null,
   });
   sdk.start();
+  const nodeTracing = new Tracing({ ...options, tracer: api.trace.getTracer('raftlock', RAFTLOCK_VERSION) });
   return {
-    tracing: new Tracing({ ...options, tracer: api.trace.getTracer('raftlock', RAFTLOCK_VERSION) }),
-    shutdown: () => sdk.shutdown(),
+    tracing: nodeTracing,
+    shutdown: () => {
+      nodeTracing.flush();
+      return sdk.shutdown();
+    },
   };
 }

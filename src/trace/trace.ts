@@ -1,9 +1,10 @@
 /**
  * Command tracing. Off (no Tracing object) a command pays one null check. On, a command is sampled
- * before anything else is done for it; only a sampled command gets a CommandTrace: its server span
- * starts live (so that a forwarded hop can name it as parent), the stages it passes through record
- * plain timestamps into it, and when its reply has been handed to the socket the stage spans are
- * created after the fact, with those timestamps, as children of the server span:
+ * before anything else is done for it; only a sampled command gets a CommandTrace, into which the
+ * stages it passes through record plain timestamps. Once its reply has been handed to the socket,
+ * its spans are created after the fact, with those timestamps, in a batch with other finished
+ * traces (the id of the forward span, which the leader's span names as its parent, is chosen
+ * when the command is forwarded):
  *
  *   KLOCK (server)          decode → reply written
  *     forward (client)      waiting for the partition leader (another node); the leader's
@@ -16,11 +17,11 @@
  * The stages below the connection (replica, forwarding) find the command's trace in `activeTrace`,
  * set while the command is dispatched: they only look at it when it is set.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
-  context, trace, SpanKind, SpanStatusCode, TraceFlags,
-  type Attributes, type HrTime, type Span, type SpanContext, type Tracer,
+  ROOT_CONTEXT, trace, SpanKind, SpanStatusCode, TraceFlags,
+  type Attributes, type Context, type HrTime, type SpanContext, type Tracer,
 } from '@opentelemetry/api';
 
 /** W3C trace context as it crosses the peer hop (and as a client may send it). */
@@ -71,7 +72,64 @@ function hrTime(ms: number): HrTime {
 /** Not yet reached. */
 const NOT_YET = -1;
 
-/** One sampled command's timestamps (traceNow() ms) and its live spans. */
+/**
+ * Trace and span ids. A command's spans are created in batches after the fact (see Tracing), but
+ * the forward span's id must be known when the command leaves for its leader: Tracing picks it
+ * then and has the SDK take it when the span is created, by presetting it here. The SDK must be
+ * given this generator (startTracing does; a test's own provider must be too).
+ */
+export class TraceIds {
+  private pool = Buffer.allocUnsafe(4096);
+  private at = this.pool.length;
+  private traceId: string | null = null;
+  private spanId: string | null = null;
+
+  /** A random id of `bytes` bytes as lower-case hex, never all zeros (an invalid id). */
+  random(bytes: number): string {
+    for (;;) {
+      if (this.at + bytes > this.pool.length) {
+        randomFillSync(this.pool);
+        this.at = 0;
+      }
+      const from = this.at;
+      this.at += bytes;
+      for (let i = from; i < this.at; i++) if (this.pool[i] !== 0) return this.pool.toString('hex', from, this.at);
+    }
+  }
+
+  /** The next generateTraceId() / generateSpanId() returns id. */
+  preset(kind: 'trace' | 'span', id: string): void {
+    if (kind === 'trace') this.traceId = id;
+    else this.spanId = id;
+  }
+
+  /** Whether a preset id was not taken (the SDK was not given this generator). */
+  unused(): boolean {
+    const unused = this.traceId !== null || this.spanId !== null;
+    this.traceId = this.spanId = null;
+    return unused;
+  }
+
+  generateTraceId(): string {
+    const id = this.traceId ?? this.random(16);
+    this.traceId = null;
+    return id;
+  }
+
+  generateSpanId(): string {
+    const id = this.spanId ?? this.random(8);
+    this.spanId = null;
+    return id;
+  }
+}
+
+/** The id generator of every tracer raftlock creates spans with. */
+export const traceIds = new TraceIds();
+
+/**
+ * One sampled command: what it is, and the traceNow() timestamps of the stages it went through.
+ * Plain fields only: its spans are created later, in a batch (Tracing.flush).
+ */
 export class CommandTrace {
   /** The partition whose log the command went through; -1 if none. */
   partition = -1;
@@ -84,36 +142,61 @@ export class CommandTrace {
   applyStartMs = NOT_YET;
   applyEndMs = NOT_YET;
   replyReadyMs = NOT_YET;
-  private forwardSpan: Span | null = null;
+  /** The reply handed to the socket (or to the peer that forwarded the command). */
+  endMs = NOT_YET;
+  errorReply: string | undefined = undefined;
+  /** The trace's id once the command was forwarded (it had to be chosen then); null before. */
+  traceId: string | null = null;
+  forwardSpanId: string | null = null;
+  forwardLeader = '';
+  forwardStartMs = NOT_YET;
+  forwardEndMs = NOT_YET;
+  forwardError: string | undefined = undefined;
 
   constructor(
-    private readonly tracing: Tracing,
-    readonly span: Span,
+    readonly argv: readonly string[],
+    readonly startMs: number,
+    readonly addr: string | undefined,
+    /** A remote parent: the entry node's forward span, or a client's traceparent. */
+    readonly parent: TraceParent | undefined,
+    /** Run for another node. */
+    readonly forwarded: boolean,
   ) {}
 
   /** The forward span starts: returns the context the leader's span is to be the child of. */
   startForward(leader: string): TraceParent {
-    const parent = trace.setSpan(context.active(), this.span);
-    this.forwardSpan = this.tracing.tracer.startSpan('forward', {
-      kind: SpanKind.CLIENT, startTime: hrTime(traceNow()), attributes: { 'raftlock.leader': leader },
-    }, parent);
-    const { traceId, spanId, traceFlags } = this.forwardSpan.spanContext();
-    return { traceId, spanId, flags: traceFlags };
+    this.forwardLeader = leader;
+    this.forwardStartMs = traceNow();
+    this.forwardEndMs = NOT_YET;
+    this.forwardSpanId = traceIds.random(8);
+    const traceId = this.parent?.traceId ?? (this.traceId ??= traceIds.random(16));
+    return { traceId, spanId: this.forwardSpanId, flags: TraceFlags.SAMPLED };
   }
 
   endForward(error?: string): void {
-    if (this.forwardSpan === null) return;
-    if (error !== undefined) this.forwardSpan.setStatus({ code: SpanStatusCode.ERROR, message: error });
-    this.forwardSpan.end(hrTime(traceNow()));
-    this.forwardSpan = null;
+    if (this.forwardSpanId === null || this.forwardEndMs !== NOT_YET) return;
+    this.forwardEndMs = traceNow();
+    this.forwardError = error;
   }
 }
 
-/** Samples commands and turns their traces into spans. */
+/** Finished traces wait at most this long before their spans are created... */
+const EMIT_DELAY_MS = 200;
+/** ...or until this many are waiting. */
+const EMIT_BATCH = 128;
+
+/**
+ * Samples commands and turns their traces into spans. A finished trace waits (up to EMIT_DELAY_MS,
+ * or until EMIT_BATCH are waiting) and then all waiting traces become spans in one go: at 1%
+ * sampling the span code would otherwise run a few times per event-loop turn, cold, at several
+ * times the cost it has when it runs in a burst.
+ */
 export class Tracing {
   readonly tracer: Tracer;
   readonly ratio: number;
   private readonly random: () => number;
+  private waiting: CommandTrace[] = [];
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: TracingOptions) {
     this.tracer = options.tracer;
@@ -127,23 +210,11 @@ export class Tracing {
   }
 
   /**
-   * Starts the server span of a command read from a client at startMs. parent: a remote span
-   * (the entry node's forward span, or a client's traceparent); forwarded: run for another node.
+   * Starts tracing a command read from a client at startMs. parent: a remote span (the entry
+   * node's forward span, or a client's traceparent); forwarded: run for another node.
    */
   begin(argv: readonly string[], startMs: number, client: { addr?: string }, parent?: TraceParent, forwarded = false): CommandTrace {
-    const name = argv[0]!.toUpperCase();
-    const attributes: Attributes = {
-      'db.system': 'redis',
-      'db.system.name': 'redis',
-      'db.operation.name': name,
-      'raftlock.node': this.options.nodeId,
-    };
-    if (client.addr !== undefined) attributes['network.peer.address'] = client.addr;
-    if (forwarded) attributes['raftlock.forwarded'] = true;
-    if (argv.length > 1 && this.options.keys === 'hash') attributes['raftlock.key.hash'] = keyHash(argv[1]!);
-    const ctx = parent === undefined ? context.active() : trace.setSpanContext(context.active(), remoteContext(parent));
-    const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER, startTime: hrTime(startMs), attributes }, ctx);
-    return new CommandTrace(this, span);
+    return new CommandTrace(argv, startMs, client.addr, parent, forwarded);
   }
 
   /** Ends the traces of commands whose replies were handed to the socket together at endMs. */
@@ -153,20 +224,63 @@ export class Tracing {
 
   /** Ends a command's trace: its reply was handed over at endMs; errorReply if it answered an error. */
   finish(t: CommandTrace, endMs: number, errorReply?: string): void {
-    t.endForward('no reply from the leader');
-    const parent = trace.setSpan(context.active(), t.span);
-    if (t.partition >= 0) t.span.setAttribute('raftlock.partition', t.partition);
+    t.endMs = endMs;
+    t.errorReply = errorReply;
+    this.waiting.push(t);
+    if (this.waiting.length >= EMIT_BATCH) this.flush();
+    else if (this.timer === null) {
+      this.timer = setTimeout(() => this.flush(), EMIT_DELAY_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Creates the spans of every finished trace now (before the SDK is shut down, and in tests). */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const traces = this.waiting;
+    this.waiting = [];
+    for (const t of traces) this.emit(t);
+  }
+
+  private emit(t: CommandTrace): void {
+    const name = t.argv[0]!.toUpperCase();
+    const attributes: Attributes = {
+      'db.system': 'redis',
+      'db.system.name': 'redis',
+      'db.operation.name': name,
+      'raftlock.node': this.options.nodeId,
+    };
+    if (t.addr !== undefined) attributes['network.peer.address'] = t.addr;
+    if (t.forwarded) attributes['raftlock.forwarded'] = true;
+    if (t.argv.length > 1 && this.options.keys === 'hash') attributes['raftlock.key.hash'] = keyHash(t.argv[1]!);
+    if (t.partition >= 0) attributes['raftlock.partition'] = t.partition;
+    let ctx = ROOT_CONTEXT;
+    if (t.parent !== undefined) ctx = trace.setSpanContext(ROOT_CONTEXT, remoteContext(t.parent));
+    else if (t.traceId !== null) traceIds.preset('trace', t.traceId);
+    const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER, startTime: hrTime(t.startMs), attributes }, ctx);
+    const parent = trace.setSpan(ROOT_CONTEXT, span);
+    if (t.forwardSpanId !== null) {
+      traceIds.preset('span', t.forwardSpanId);
+      const forward = this.tracer.startSpan('forward', {
+        kind: SpanKind.CLIENT, startTime: hrTime(t.forwardStartMs), attributes: { 'raftlock.leader': t.forwardLeader },
+      }, parent);
+      const error = t.forwardEndMs === NOT_YET ? 'no reply from the leader' : t.forwardError;
+      if (error !== undefined) forward.setStatus({ code: SpanStatusCode.ERROR, message: error });
+      forward.end(hrTime(t.forwardEndMs === NOT_YET ? t.endMs : t.forwardEndMs));
+    }
+    if (traceIds.unused()) throw new Error('the tracer does not take raftlock\'s span ids: give its provider traceIds as idGenerator');
     if (t.proposedMs !== NOT_YET && t.committedMs !== NOT_YET) {
       this.child(parent, 'raft.commit', t.proposedMs, t.committedMs, { 'raftlock.partition': t.partition, 'raftlock.raft.batch_entries': t.batchEntries });
     }
     if (t.persistStartMs !== NOT_YET && t.persistEndMs !== NOT_YET) this.child(parent, 'wal.fsync', t.persistStartMs, t.persistEndMs);
     if (t.applyStartMs !== NOT_YET && t.applyEndMs !== NOT_YET) this.child(parent, 'apply', t.applyStartMs, t.applyEndMs);
-    if (t.replyReadyMs !== NOT_YET) this.child(parent, 'reply.write', t.replyReadyMs, endMs);
-    if (errorReply !== undefined) t.span.setStatus({ code: SpanStatusCode.ERROR, message: errorReply });
-    t.span.end(hrTime(endMs));
+    if (t.replyReadyMs !== NOT_YET) this.child(parent, 'reply.write', t.replyReadyMs, t.endMs);
+    if (t.errorReply !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: t.errorReply });
+    span.end(hrTime(t.endMs));
   }
 
-  private child(parent: ReturnType<typeof context.active>, name: string, startMs: number, endMs: number, attributes?: Attributes): void {
+  private child(parent: Context, name: string, startMs: number, endMs: number, attributes?: Attributes): void {
     this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: hrTime(startMs), attributes }, parent).end(hrTime(Math.max(startMs, endMs)));
   }
 }

@@ -10,7 +10,7 @@ import { tracing } from '@opentelemetry/sdk-node';
 import { SpanKind, type HrTime } from '@opentelemetry/api';
 import { RaftlockServer } from '../../src/server/server.js';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../src/server/config.js';
-import { keyHash, parseTraceParent, Tracing } from '../../src/trace/trace.js';
+import { keyHash, parseTraceParent, traceIds, traceNow, Tracing } from '../../src/trace/trace.js';
 
 const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = tracing;
 type BasicTracerProvider = tracing.BasicTracerProvider;
@@ -24,8 +24,13 @@ const STAGES = ['raft.commit', 'wal.fsync', 'apply', 'reply.write'];
 
 function exporterAndTracer(): { exporter: InMemorySpanExporter; provider: BasicTracerProvider } {
   const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({ idGenerator: traceIds, spanProcessors: [new SimpleSpanProcessor(exporter)] });
   return { exporter, provider };
+}
+
+/** The servers create the spans of their finished traces now (they would within 200 ms). */
+function flush(...servers: RaftlockServer[]): void {
+  for (const server of servers) server.tracing!.flush();
 }
 
 /** A server tracing into provider; listening unless listen is false (cluster members listen together). */
@@ -68,6 +73,7 @@ t.test('a sampled KLOCK on a single node: a server span with raft.commit, wal.fs
   t.equal(await client.call('KLOCK', 'orders/42', 'alice', '10000'), 0);
   t.equal(await client.get('plain'), null);
   await sleep(20);
+  flush(server);
 
   const spans = exporter.getFinishedSpans();
   const klock = spans.filter((s) => s.name === 'KLOCK');
@@ -105,6 +111,7 @@ t.test('pipelined writes share one log write: batch size, and one trace per comm
   const results = await pipeline.exec();
   t.same(results!.map(([error, value]) => [error, value]), Array.from({ length: 20 }, () => [null, 0]));
   await sleep(20);
+  flush(server);
   const spans = exporter.getFinishedSpans();
   const roots = spans.filter((s) => s.name === 'KLOCK');
   t.equal(roots.length, 20);
@@ -121,6 +128,7 @@ t.test('sampling: ratio 0 traces nothing; --trace-keys omit records no key', asy
   const client = new Redis({ port: off.port });
   t.teardown(() => client.disconnect());
   for (let i = 0; i < 50; i++) await client.call('KLOCK', `k${i}`, 'o', '1000');
+  flush(off);
   t.equal(none.exporter.getFinishedSpans().length, 0, 'no spans at ratio 0');
 
   const omit = exporterAndTracer();
@@ -129,6 +137,7 @@ t.test('sampling: ratio 0 traces nothing; --trace-keys omit records no key', asy
   t.teardown(() => c2.disconnect());
   await c2.call('KLOCK', 'secret-key', 'o', '1000');
   await sleep(20);
+  flush(keyless);
   const root = omit.exporter.getFinishedSpans().find((s) => s.name === 'KLOCK')!;
   t.equal(root.attributes['raftlock.key.hash'], undefined, 'no key hash');
 });
@@ -143,6 +152,7 @@ t.test('a REST call with a W3C traceparent header: traced as the header says, un
   t.equal((await post('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'rest-a')).status, 200);
   t.equal((await post('00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00', 'rest-b')).status, 200);
   await sleep(20);
+  flush(server);
   const spans = exporter.getFinishedSpans();
   const roots = spans.filter((s) => s.name === 'KLOCK');
   t.equal(roots.length, 1, 'the sampled call only (this node samples nothing itself)');
@@ -189,6 +199,7 @@ t.test('a command sent to a follower: the trace crosses the forwarding hop to th
   t.teardown(() => client.disconnect());
   t.equal(await client.call('KLOCK', 'hop', 'alice', '10000'), 0);
   await sleep(50);
+  flush(...servers);
 
   const spans = exporter.getFinishedSpans().filter((s) => s.name === 'KLOCK' || s.parentSpanContext !== undefined);
   const entry = spans.find((s) => s.name === 'KLOCK' && s.attributes['raftlock.forwarded'] === undefined);
@@ -212,4 +223,44 @@ t.test('a command sent to a follower: the trace crosses the forwarding hop to th
   checkNesting(t, led, ledChildren.filter((s) => s.name !== 'reply.write'));
   const commit = ledChildren.find((s) => s.name === 'raft.commit')!;
   t.ok(ms(commit.endTime) - ms(commit.startTime) >= 0, 'the commit waited for a follower');
+});
+
+t.test('spans are created in batches: after 200 ms, or at once when 128 traces wait', async (t) => {
+  const { exporter, provider } = exporterAndTracer();
+  const tracing = new Tracing({ ratio: 1, keys: 'hash', nodeId: 'n1', tracer: provider.getTracer('batch') });
+  t.teardown(() => tracing.flush());
+  const finishOne = (i: number): void => {
+    const trace = tracing.begin(['KLOCK', `k${i}`, 'o', '1000'], traceNow(), {});
+    trace.replyReadyMs = traceNow();
+    tracing.finish(trace, traceNow());
+  };
+  finishOne(0);
+  t.equal(exporter.getFinishedSpans().length, 0, 'a finished trace waits');
+  await sleep(400);
+  t.same(exporter.getFinishedSpans().map((s) => s.name).sort(), ['KLOCK', 'reply.write'], 'its spans exist after the delay, with no flush');
+  exporter.reset();
+  for (let i = 1; i < 128; i++) finishOne(i);
+  t.equal(exporter.getFinishedSpans().length, 0, '127 wait');
+  finishOne(128);
+  t.equal(exporter.getFinishedSpans().filter((s) => s.name === 'KLOCK').length, 128, 'the 128th makes them all spans');
+});
+
+t.test('a forwarded trace keeps the span id it sent: the tracer must take raftlock\'s ids', async (t) => {
+  const { exporter, provider } = exporterAndTracer();
+  const tracing = new Tracing({ ratio: 1, keys: 'omit', nodeId: 'n1', tracer: provider.getTracer('ids') });
+  const trace = tracing.begin(['KLOCK', 'k', 'o', '1000'], traceNow(), {});
+  const sent = trace.startForward('n2');
+  t.match(sent, { traceId: /^[0-9a-f]{32}$/, spanId: /^[0-9a-f]{16}$/, flags: 1 });
+  trace.endForward();
+  tracing.finish(trace, traceNow());
+  tracing.flush();
+  const forward = exporter.getFinishedSpans().find((s) => s.name === 'forward')!;
+  t.same({ traceId: forward.spanContext().traceId, spanId: forward.spanContext().spanId }, { traceId: sent.traceId, spanId: sent.spanId }, 'the span is the one the leader was told about');
+
+  const foreign = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())] });
+  const wrong = new Tracing({ ratio: 1, keys: 'omit', nodeId: 'n1', tracer: foreign.getTracer('other ids') });
+  const lost = wrong.begin(['KLOCK', 'k', 'o', '1000'], traceNow(), {});
+  lost.startForward('n2');
+  wrong.finish(lost, traceNow());
+  t.throws(() => wrong.flush(), /idGenerator/, 'a tracer with other ids is refused loudly');
 });
