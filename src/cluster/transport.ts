@@ -366,6 +366,18 @@ export class PeerTransport {
     return pending;
   }
 
+  /**
+   * Calls fn with the sink of every forwarded request still waiting for its reply. fn may cancel
+   * the request it is given.
+   */
+  forEachRequest(fn: (sink: ReplySink) => void): void {
+    for (const peer of this.peers.values()) {
+      const link = peer.link;
+      if (link === null) continue;
+      for (const pending of link.requests.values()) fn(pending.sink);
+    }
+  }
+
   /** The requester no longer wants the reply: tells the peer if the request left, else takes it back. */
   cancel(handle: RequestHandle): void {
     this.cancelRequest(handle as PendingRequest);

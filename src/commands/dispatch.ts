@@ -2,7 +2,6 @@ import type { CommandContext, CommandSpec } from './spec.js';
 import { parseArgs, parseInteger } from './syntax.js';
 import { COMMANDS, buildTable, type CommandEntry } from './table.js';
 import { NOAUTH } from './auth-common.js';
-import { errorReply } from './respond.js';
 import { BLOCKING } from './spec.js';
 import type { Refusal } from '../stats/command-stats.js';
 
@@ -49,8 +48,9 @@ export function dispatch(ctx: CommandContext, argv: string[], outcome: DispatchO
   if (ctx.server.forward !== undefined && ctx.client.forwarded !== true) {
     const key = routingKey(top.spec, argv);
     const sent = key === undefined || top.spec.forwardAs === undefined ? argv : top.spec.forwardAs(ctx, argv);
-    const remote = key === undefined ? undefined : ctx.server.forward(ctx.server.partitionOf(key), sent, ctx.client);
-    if (remote !== undefined) return relay(ctx, remote, top.spec.flags.includes('blocking') && hasWait(argv));
+    const remote = key === undefined ? undefined : ctx.server.forward(ctx.server.partitionOf(key), sent, ctx.client, ctx.reply);
+    // The leader's reply is written as it is; a KLOCK ... WAIT there blocks this client too.
+    if (remote !== undefined) return top.spec.flags.includes('blocking') && hasWait(argv) ? Object.assign(remote, { [BLOCKING]: true }) : remote;
   }
   if (entry.syntax === null) return spec.handler!(ctx, argv, NO_ARGS);
   const parsed = parseArgs(entry.syntax, argv, entry === top ? 1 : 2);
@@ -88,12 +88,6 @@ function hasWait(argv: readonly string[]): boolean {
     if (arg.length === 4 && arg.toUpperCase() === 'WAIT') return true;
   }
   return false;
-}
-
-/** Writes the reply the partition's leader gave, unchanged. */
-function relay(ctx: CommandContext, remote: Promise<string>, blocking: boolean): Promise<void> {
-  const done = remote.then((reply) => ctx.reply.raw(reply), (error: unknown) => ctx.reply.error(errorReply(error)));
-  return blocking ? Object.assign(done, { [BLOCKING]: true }) : done;
 }
 
 /**

@@ -86,10 +86,10 @@ export interface ServerInfo {
   /** A client's credentials were refused (logged once per client). */
   clientRefused?(client: ClientState, reason: string): void;
   /**
-   * Runs argv on the node leading the partition when that is another node,
-   * resolving with its RESP reply bytes (latin1); undefined when it runs here.
+   * Runs argv on the node leading the partition when that is another node, writing its RESP
+   * reply (or an error) to out and resolving then; undefined when it runs here.
    */
-  forward?(partition: number, argv: string[], client: ClientState): Promise<string> | undefined;
+  forward?(partition: number, argv: string[], client: ClientState, out: ReplyWriter): Promise<void> | undefined;
   /** The cluster as CLUSTER commands describe it (absent on a single node). */
   readonly cluster?: ClusterView;
 }

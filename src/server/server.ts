@@ -30,7 +30,7 @@ import { CommandStatsTable } from '../stats/command-stats.js';
 import { Histogram } from '../stats/histogram.js';
 import { Slowlog } from '../stats/slowlog.js';
 import type { Tracer } from '@opentelemetry/api';
-import { activeTrace, parseTraceParent, traceNow, type TraceParent, type Tracing } from '../trace/trace.js';
+import { activeTrace, parseTraceParent, traceNow, type CommandTrace, type TraceParent, type Tracing } from '../trace/trace.js';
 import { startTracing, type TracingRuntime } from '../trace/sdk.js';
 
 /** How often the bounded active-expiry cycle runs, and how long one may take. */
@@ -88,8 +88,8 @@ export class RaftlockServer implements ConnectionHost {
   private transport: PeerTransport | undefined;
   /** The founding voters, sorted: partition p prefers voters[p mod n] as its leader. */
   private readonly voters: readonly string[];
-  /** Forwarded commands waiting for their leader's reply (see forwardTo). */
-  private readonly forwarded = new Set<Forwarded>();
+  /** Clients whose forwarded commands are cancelled when they close (see forwardTo). */
+  private readonly forwardingClients = new WeakSet<ClientState>();
   private forwardWatchTimer: NodeJS.Timeout | undefined;
   /** Since when each peer's link has been seen up (monotonic ms; checked every BALANCE_INTERVAL_MS). */
   private readonly connectedSince = new Map<string, number>();
@@ -138,7 +138,7 @@ export class RaftlockServer implements ConnectionHost {
       wal: () => this.wal?.stats(),
       clientRefused: (client, reason) => this.clientRefused(client, reason),
       ...(config.peers === undefined ? {} : {
-        forward: (partition: number, argv: string[], client: ClientState) => this.forward(partition, argv, client),
+        forward: (partition: number, argv: string[], client: ClientState, out: ReplyWriter) => this.forward(partition, argv, client, out),
         cluster: this.clusterView(),
       }),
     };
@@ -321,7 +321,9 @@ export class RaftlockServer implements ConnectionHost {
       this.balanceTimer = setInterval(() => this.balance(), BALANCE_INTERVAL_MS);
       this.balanceTimer.unref();
       this.forwardWatchTimer = setInterval(() => {
-        for (const f of this.forwarded) if (this.reachableLeader(f.partition) !== f.leader) f.abandon();
+        this.transport!.forEachRequest((sink) => {
+          if (sink instanceof Forwarded && this.reachableLeader(sink.partition) !== sink.leader) sink.abandon();
+        });
       }, this.config.electionTimeoutMs / 2);
       this.forwardWatchTimer.unref();
       return;
@@ -435,43 +437,42 @@ export class RaftlockServer implements ConnectionHost {
 
   /**
    * Runs argv on the partition's leader when that is another node (one hop
-   * over the peer transport). Without a leader, waits up to ELECTION_WAIT_TIMEOUTS election timeouts
-   * for an election; still none: -TRYAGAIN. undefined: this node leads.
+   * over the peer transport), its reply written to out. Without a leader, waits up to
+   * ELECTION_WAIT_TIMEOUTS election timeouts for an election; still none: -TRYAGAIN.
+   * undefined: this node leads.
    */
-  private forward(partition: number, argv: string[], client: ClientState): Promise<string> | undefined {
+  private forward(partition: number, argv: string[], client: ClientState, out: ReplyWriter): Promise<void> | undefined {
     const leader = this.reachableLeader(partition);
     if (leader === this.config.nodeId) return undefined;
-    if (leader !== null) return this.forwardTo(leader, partition, argv, client);
+    if (leader !== null) return this.forwardTo(leader, partition, argv, client, out);
     return this.leaderElected(partition).then((elected) => {
-      if (elected === null) return '-TRYAGAIN no leader for this partition right now; retry\r\n';
-      if (elected !== this.config.nodeId) return this.forwardTo(elected, partition, argv, client);
-      return this.runHere(argv, client.proto, client);
-    });
+      if (elected === null) return out.raw('-TRYAGAIN no leader for this partition right now; retry\r\n');
+      if (elected !== this.config.nodeId) return this.forwardTo(elected, partition, argv, client, out);
+      const ran = this.runHere(argv, client.proto, client);
+      return typeof ran === 'string' ? out.raw(ran) : ran.then((reply) => out.raw(reply));
+    }).catch((error: unknown) => out.error(errorReply(error)));
   }
 
   /**
-   * Sends argv to the leader of the partition and resolves with its reply.
+   * Sends argv to the leader of the partition and writes its reply to out, resolving then.
    * While waiting, the partition is watched: once this node sees another
    * leader (or none it can reach), the old one may never answer (a link
    * that black-holes bytes stays open), so the request is given up with
-   * -TRYAGAIN, saying the command may have run.
+   * -TRYAGAIN, saying the command may have run. When the client closes, its requests are cancelled.
    */
-  private forwardTo(leader: string, partition: number, argv: string[], client: ClientState): Promise<string> {
+  private forwardTo(leader: string, partition: number, argv: string[], client: ClientState, out: ReplyWriter): Promise<void> {
     // Dispatch forwards a traced command synchronously, while its trace is the active one.
     const trace = activeTrace.current;
     if (trace !== null) trace.partition = partition;
-    const forwarded = new Promise<string>((resolve, reject) => {
-      const call = new Forwarded(this.transport!, this.forwarded, partition, leader, client, resolve, reject);
+    return new Promise<void>((resolve) => {
+      const call = new Forwarded(this.transport!, partition, leader, client, out, resolve, trace);
       call.handle = this.transport!.forward(leader, argv, client.proto, call, trace?.startForward(leader));
-      if (call.handle !== null) call.watch();
-    });
-    if (trace === null) return forwarded;
-    return forwarded.then((reply) => {
-      trace.endForward();
-      return reply;
-    }, (error: Error) => {
-      trace.endForward(error.message);
-      throw error;
+      if (call.handle !== null && !this.forwardingClients.has(client)) {
+        this.forwardingClients.add(client);
+        client.onClose.add(() => this.transport?.forEachRequest((sink) => {
+          if (sink instanceof Forwarded && sink.client === client) sink.cancel();
+        }));
+      }
     });
   }
 
@@ -597,7 +598,9 @@ export class RaftlockServer implements ConnectionHost {
       const leader = here ? this.config.nodeId : this.reachableLeader(p) ?? (await this.leaderElected(p));
       if (leader === null) return `TRYAGAIN partition ${p} has no leader right now; retry`;
       if (leader !== this.config.nodeId) {
-        const reply = await this.forwardTo(leader, p, ['CLUSTER', verb, change.node, 'PARTITION', String(p)], new SocketlessClient(2, 'peer', true)).catch((e: Error) => `-${errorText(e)}\r\n`);
+        const out = new ReplyWriter(2);
+        await this.forwardTo(leader, p, ['CLUSTER', verb, change.node, 'PARTITION', String(p)], new SocketlessClient(2, 'peer', true), out);
+        const reply = out.take();
         return reply.startsWith('+') ? null : reply.slice(1).trimEnd();
       }
       const voters = replica.membership.voters;
@@ -724,53 +727,46 @@ class Partition implements Replicator {
 }
 
 /**
- * A forwarded command waiting for its reply: given up (-TRYAGAIN) once its partition's leader is no
- * longer the one it went to; cancelled on the leader when its client disconnects.
+ * A forwarded command waiting for its reply, which it writes to its client's reply writer: given
+ * up (-TRYAGAIN) once its partition's leader is no longer the one it went to; cancelled on the
+ * leader when its client disconnects. The transport holds it while the request is out.
  */
 class Forwarded implements ReplySink {
   handle: RequestHandle | null = null;
-  private readonly cancelHook = (): void => this.cancel();
 
   constructor(
     private readonly transport: PeerTransport,
-    private readonly watched: Set<Forwarded>,
     readonly partition: number,
     readonly leader: string,
-    private readonly client: ClientState,
-    private readonly resolve: (reply: string) => void,
-    private readonly reject: (error: Error) => void,
+    readonly client: ClientState,
+    private readonly out: ReplyWriter,
+    private readonly done: () => void,
+    private readonly trace: CommandTrace | null,
   ) {}
 
-  /** The request left: watch its partition's leader and its client. */
-  watch(): void {
-    this.watched.add(this);
-    this.client.onClose.add(this.cancelHook);
-  }
-
   reply(reply: string): void {
-    this.finish();
-    this.resolve(reply);
+    this.trace?.endForward();
+    this.out.raw(reply);
+    this.done();
   }
 
   fail(error: PeerUnavailableError): void {
-    this.finish();
-    this.reject(error);
+    this.trace?.endForward(error.message);
+    this.out.error(errorReply(error));
+    this.done();
   }
 
   /** The leader changed: the reply may never come. */
   abandon(): void {
     this.cancel();
-    this.resolve(LEADER_MOVED_REPLY);
+    this.trace?.endForward();
+    this.out.raw(LEADER_MOVED_REPLY);
+    this.done();
   }
 
-  private cancel(): void {
-    this.finish();
+  /** The reply is no longer wanted (its client closed). */
+  cancel(): void {
     if (this.handle !== null) this.transport.cancel(this.handle);
-  }
-
-  private finish(): void {
-    this.watched.delete(this);
-    this.client.onClose.delete(this.cancelHook);
   }
 }
 

@@ -35,28 +35,33 @@ export interface SlowCommand {
 export class Slowlog {
   /** slowlog-log-slower-than (µs): negative turns the log off, 0 logs every command. */
   slowerThanUs: number;
-  private maxLenValue: number;
-  /** Oldest first. */
-  private entries: SlowlogEntry[] = [];
+  /**
+   * A ring of at most maxLen entries, grown as entries come: the oldest is at `start` (0 until it
+   * is full). Under saturation every command may be slow; a push then replaces the oldest in place.
+   */
+  private ring: SlowlogEntry[] = [];
+  private start = 0;
+  private capacity: number;
   private nextId = 0;
 
   constructor(settings: { slowerThanUs: number; maxLen: number } = SLOWLOG_DEFAULTS) {
     this.slowerThanUs = settings.slowerThanUs;
-    this.maxLenValue = settings.maxLen;
+    this.capacity = settings.maxLen;
   }
 
   /** slowlog-max-len; lowering it drops the oldest entries at once. */
   get maxLen(): number {
-    return this.maxLenValue;
+    return this.capacity;
   }
 
   set maxLen(n: number) {
-    this.maxLenValue = n;
-    this.trim();
+    this.ring = this.newest(n).reverse();
+    this.start = 0;
+    this.capacity = n;
   }
 
   get length(): number {
-    return this.entries.length;
+    return this.ring.length;
   }
 
   /** Whether a command that took durationUs goes to the log: the only check on every command. */
@@ -65,28 +70,35 @@ export class Slowlog {
   }
 
   push(command: SlowCommand): void {
-    this.entries.push({
-      id: this.nextId++,
+    const id = this.nextId++;
+    if (this.capacity === 0) return;
+    const entry: SlowlogEntry = {
+      id,
       timeSeconds: Math.floor(command.wallMs / 1000),
       durationUs: Math.round(command.durationUs),
       argv: trimArgv(command.command, command.argv),
       addr: command.addr,
       name: command.name,
-    });
-    this.trim();
+    };
+    if (this.ring.length < this.capacity) {
+      this.ring.push(entry);
+      return;
+    }
+    this.ring[this.start] = entry;
+    this.start = (this.start + 1) % this.capacity;
   }
 
   /** The newest `count` entries, newest first. */
   newest(count: number): SlowlogEntry[] {
-    return this.entries.slice(Math.max(0, this.entries.length - count)).reverse();
+    const out: SlowlogEntry[] = [];
+    const size = this.ring.length;
+    for (let i = size - 1; i >= 0 && out.length < count; i--) out.push(this.ring[(this.start + i) % size]!);
+    return out;
   }
 
   reset(): void {
-    this.entries = [];
-  }
-
-  private trim(): void {
-    if (this.entries.length > this.maxLenValue) this.entries.splice(0, this.entries.length - this.maxLenValue);
+    this.ring = [];
+    this.start = 0;
   }
 }
 
@@ -103,14 +115,16 @@ export function trimArgv(command: string, argv: readonly string[]): string[] {
   for (let j = 0; j < kept; j++) {
     const arg = argv[j]!;
     if (kept < argv.length && j === kept - 1) out.push(`... (${argv.length - kept + 1} more arguments)`);
-    else if (secret.has(j)) out.push('(redacted)');
+    else if (secret?.has(j) === true) out.push('(redacted)');
     else if (arg.length > SLOWLOG_ARG_BYTES_MAX) out.push(`${arg.slice(0, SLOWLOG_ARG_BYTES_MAX)}... (${arg.length - SLOWLOG_ARG_BYTES_MAX} more bytes)`);
     else out.push(arg);
   }
   return out;
 }
 
-function secretArguments(command: string, argv: readonly string[]): Set<number> {
+/** The positions of passwords in argv; null for a command that takes none. */
+function secretArguments(command: string, argv: readonly string[]): Set<number> | null {
+  if (command !== 'auth' && command !== 'hello') return null;
   const secret = new Set<number>();
   if (command === 'auth') for (let j = 1; j < argv.length; j++) secret.add(j);
   if (command === 'hello') {

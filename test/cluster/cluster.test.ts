@@ -158,6 +158,29 @@ t.test('SIGTERM hands leadership off first; KLOCK ... WAIT waiters get -TRYAGAIN
   t.not(now, leader);
 });
 
+t.test('a client that closes while its forwarded KLOCK ... WAIT waits: the wait is cancelled on the leader', async (t) => {
+  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 1 });
+  t.teardown(() => cluster.close());
+  const [leader] = await settled(cluster);
+  const other = cluster.nodes.find((n) => n.id !== leader)!;
+  const holder = await RawClient.connect(other.port);
+  const waiter = await RawClient.connect(other.port);
+  t.teardown(() => {
+    holder.close();
+    waiter.close();
+  });
+  t.equal(await retrying(holder, 'KLOCK', 'c', 'h', 60_000), 0);
+  const waiting = waiter.call('KLOCK', 'c', 'gone', 60_000, 'WAIT', 30_000).catch(() => 'closed');
+  await new Promise((r) => setTimeout(r, 300));
+  waiter.close();
+  await waiting;
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(await holder.call('KUNLOCK', 'c', 'h'), 1, 'the holder unlocks');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(await holder.call('KGETLOCK', 'c'), null, 'nobody holds it: the closed client\'s wait was cancelled');
+  t.equal(await holder.call('KLOCK', 'c', 'next', 60_000), 1, 'the next owner takes it (the next fencing token)');
+});
+
 t.test('EPHEMERAL locks: never granted twice across a leader kill; unavailable at most their lease plus the slack', async (t) => {
   const cluster = await ProcessCluster.start({ nodes: 3, partitions: 1 });
   t.teardown(() => cluster.close());

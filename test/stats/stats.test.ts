@@ -42,3 +42,28 @@ t.test('the slow log keeps the newest entries and trims each', async (t) => {
   t.same(trimArgv('hello', ['HELLO', '3', 'SETNAME', 'x', 'AUTH', 'u', 'p']), ['HELLO', '3', 'SETNAME', 'x', 'AUTH', '(redacted)', '(redacted)']);
   t.same(trimArgv('get', Array.from({ length: 32 }, (_, i) => String(i))).at(-1), '31', 'exactly 32 arguments are all kept');
 });
+
+t.test('the slow log keeps the newest maxLen entries, newest first, through wrap-around and resizing', (t) => {
+  const log = new Slowlog({ slowerThanUs: 0, maxLen: 128 });
+  const push = (n: number): void => {
+    for (let i = 0; i < n; i++) log.push({ command: 'get', argv: ['GET', 'k'], durationUs: 1, addr: 'a', name: '', wallMs: 0 });
+  };
+  const ids = (count = 1000): number[] => log.newest(count).map((e) => e.id);
+  push(300);
+  t.equal(log.length, 128);
+  t.same(ids(), Array.from({ length: 128 }, (_, i) => 299 - i), 'ids 299 down to 172');
+  t.same(ids(3), [299, 298, 297]);
+  log.maxLen = 10;
+  t.same(ids(), Array.from({ length: 10 }, (_, i) => 299 - i), 'lowering keeps the newest');
+  log.maxLen = 20;
+  push(15);
+  t.same(ids(), Array.from({ length: 20 }, (_, i) => 314 - i), 'raising lets it grow again, then wrap');
+  log.reset();
+  t.equal(log.length, 0);
+  push(2);
+  t.same(ids(), [316, 315], 'ids go on after a reset, as in Redis');
+  log.maxLen = 0;
+  push(1);
+  t.equal(log.length, 0, 'maxLen 0 keeps nothing');
+  t.end();
+});
