@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Cluster } from 'ioredis';
 import { createCluster } from 'redis';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
@@ -133,7 +133,11 @@ t.test('kill -9 of a leader: the others elect, keep every acknowledged lock, and
   t.same(((await retrying(back, 'KGETLOCK', 'k7')) as unknown[]).slice(0, 2), ['holder', 0], 'served through the returning node');
 });
 
-t.test('SIGTERM hands leadership off first; KLOCK ... WAIT waiters get -TRYAGAIN when their leader goes', async (t) => {
+/**
+ * A 3-node cluster with one partition, and two clients of a node that does not lead it: the
+ * holder holds lock 'w' (token 0), the waiter is free to wait for it.
+ */
+async function lockAndWaitThroughFollower(t: Test): Promise<{ cluster: ProcessCluster; leader: string; holder: RawClient; waiter: RawClient }> {
   const cluster = await ProcessCluster.start({ nodes: 3, partitions: 1 });
   t.teardown(() => cluster.close());
   const [leader] = await settled(cluster);
@@ -145,13 +149,18 @@ t.test('SIGTERM hands leadership off first; KLOCK ... WAIT waiters get -TRYAGAIN
     waiter.close();
   });
   t.equal(await retrying(holder, 'KLOCK', 'w', 'h', 60_000), 0);
+  return { cluster, leader: leader!, holder, waiter };
+}
+
+t.test('SIGTERM hands leadership off first; KLOCK ... WAIT waiters get -TRYAGAIN when their leader goes', async (t) => {
+  const { cluster, leader, holder, waiter } = await lockAndWaitThroughFollower(t);
   const waiting = waiter.call('KLOCK', 'w', 'x', 60_000, 'WAIT', 30_000);
   await new Promise((r) => setTimeout(r, 300));
   const stopped = Date.now();
-  await cluster.stop(leader!);
+  await cluster.stop(leader);
   const reply = (await waiting) as { err?: string };
   t.match(reply.err, /^TRYAGAIN/, `the waiter is told to retry (${JSON.stringify(reply)})`);
-  t.ok(cluster.node(leader!).log.some((l) => l.includes('"msg":"handed off partition leadership"') && l.includes('"moved":1,')), 'the leader handed off before exiting');
+  t.ok(cluster.node(leader).log.some((l) => l.includes('"msg":"handed off partition leadership"') && l.includes('"moved":1,')), 'the leader handed off before exiting');
   t.equal(await retrying(holder, 'KLOCK', 'after', 'h', 60_000), 0);
   t.ok(Date.now() - stopped < 5_000, 'a handed-off partition serves again at once');
   const [now] = await settled(cluster);
@@ -159,26 +168,16 @@ t.test('SIGTERM hands leadership off first; KLOCK ... WAIT waiters get -TRYAGAIN
 });
 
 t.test('a client that closes while its forwarded KLOCK ... WAIT waits: the wait is cancelled on the leader', async (t) => {
-  const cluster = await ProcessCluster.start({ nodes: 3, partitions: 1 });
-  t.teardown(() => cluster.close());
-  const [leader] = await settled(cluster);
-  const other = cluster.nodes.find((n) => n.id !== leader)!;
-  const holder = await RawClient.connect(other.port);
-  const waiter = await RawClient.connect(other.port);
-  t.teardown(() => {
-    holder.close();
-    waiter.close();
-  });
-  t.equal(await retrying(holder, 'KLOCK', 'c', 'h', 60_000), 0);
-  const waiting = waiter.call('KLOCK', 'c', 'gone', 60_000, 'WAIT', 30_000).catch(() => 'closed');
+  const { holder, waiter } = await lockAndWaitThroughFollower(t);
+  const waiting = waiter.call('KLOCK', 'w', 'gone', 60_000, 'WAIT', 30_000).catch(() => 'closed');
   await new Promise((r) => setTimeout(r, 300));
   waiter.close();
   await waiting;
   await new Promise((r) => setTimeout(r, 300));
-  t.equal(await holder.call('KUNLOCK', 'c', 'h'), 1, 'the holder unlocks');
+  t.equal(await holder.call('KUNLOCK', 'w', 'h'), 1, 'the holder unlocks');
   await new Promise((r) => setTimeout(r, 300));
-  t.equal(await holder.call('KGETLOCK', 'c'), null, 'nobody holds it: the closed client\'s wait was cancelled');
-  t.equal(await holder.call('KLOCK', 'c', 'next', 60_000), 1, 'the next owner takes it (the next fencing token)');
+  t.equal(await holder.call('KGETLOCK', 'w'), null, 'nobody holds it: the closed client\'s wait was cancelled');
+  t.equal(await holder.call('KLOCK', 'w', 'next', 60_000), 1, 'the next owner takes it (the next fencing token)');
 });
 
 t.test('EPHEMERAL locks: never granted twice across a leader kill; unavailable at most their lease plus the slack', async (t) => {
