@@ -14,7 +14,7 @@ import { ProcessCluster } from './lib/cluster.js';
 import { runProblem, waitForLeadership } from './lib/leaders.js';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRaftlock } from './lib/proc.js';
 import { runRedisBenchmarkOrErrorReply } from './lib/redis-benchmark.js';
-import { otherCpuMeter } from './lib/cpu.js';
+import { otherCpuMeter, processCpuSeconds } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtRatio, loadFact, machineFacts, writeSection } from './lib/report.js';
 import { median } from './lib/stats.js';
 import { positiveInt, quickPicker } from './lib/args.js';
@@ -72,6 +72,8 @@ interface Run {
   spans: number;
   /** Cores that processes outside this benchmark used during the measured run (other work on the machine). */
   otherCores: number;
+  /** CPU time (user + system) the server processes used per request of the measured run, µs. */
+  cpuUsPerRequest: number;
   excluded: string | null;
 }
 
@@ -137,9 +139,12 @@ async function measure(
   await runRedisBenchmarkOrErrorReply(benchmarkArgs(server.port, w, Math.max(1000, Math.floor(options.requests / 10)), 'warm:'), timeoutMs);
   receiver.clear();
   const meter = otherCpuMeter(server.pids);
+  const serverCpu = (): number => server.pids().reduce((sum: number, pid) => sum + processCpuSeconds(pid), 0);
+  const cpuBefore = serverCpu();
   const sample = await runRedisBenchmarkOrErrorReply(benchmarkArgs(server.port, w, options.requests, 'lock:'), timeoutMs);
   const otherCores = meter.stop();
-  return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, spans: receiver.spansReceived, otherCores, error: sample.error };
+  const cpuUsPerRequest = ((serverCpu() - cpuBefore) / options.requests) * 1e6;
+  return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, spans: receiver.spansReceived, otherCores, cpuUsPerRequest, error: sample.error };
 }
 
 async function measureCluster(v: Variant, env: Record<string, string>, options: Options, receiver: OtlpReceiver): Promise<[Workload, Run][]> {
@@ -185,7 +190,7 @@ async function measureAll(options: Options, receiver: OtlpReceiver): Promise<Sam
         const key = sampleKey(w, v.name);
         samples.set(key, [...(samples.get(key) ?? []), run]);
         console.log(`round ${round}/${options.rounds}  ${w.label.padEnd(40)} ${v.label.padEnd(36)} ${fmtInt(run.rps).padStart(9)} rps  p50 ${run.p50Ms.toFixed(2)} ms` +
-          `  other processes ${run.otherCores.toFixed(2)} cores` +
+          `  server CPU ${run.cpuUsPerRequest.toFixed(1)} µs/request  other processes ${run.otherCores.toFixed(2)} cores` +
           `${v.traced ? `  ${fmtInt(run.spans)} spans exported` : ''}${run.excluded === null ? '' : `  EXCLUDED: ${run.excluded}`}`);
       }
     }
@@ -213,8 +218,9 @@ function summaryTable(samples: Samples, options: Options): string[] {
     if (vs.includes('1%')) {
       const r = medianRps(samples, w, '1%') / off;
       const paired = median(roundRatios(samples, w, '1%').filter(Number.isFinite));
+      const byCpu = median(roundRatios(samples, w, '1%', 'cpu').filter(Number.isFinite));
       const verdict = (x: number): string => (Number.isFinite(x) ? (x >= SAMPLED_TARGET ? 'met' : 'missed') : 'n/a');
-      targets.push(`1% ≥ ${SAMPLED_TARGET}× off: ${verdict(r)} (by the per-round ratios: ${verdict(paired)})`);
+      targets.push(`1% ≥ ${SAMPLED_TARGET}× off: ${verdict(r)} (by the per-round ratios: ${verdict(paired)}; by server CPU per request: ${verdict(byCpu)})`);
     }
     if (vs.includes('without')) {
       const r = off / medianRps(samples, w, 'without');
@@ -227,23 +233,26 @@ function summaryTable(samples: Samples, options: Options): string[] {
 }
 
 /** Each round's run of a variant over that round's run of "off" (NaN where either does not count): noise that drifts slowly cancels out. */
-function roundRatios(samples: Samples, w: Workload, v: VariantName): number[] {
+function roundRatios(samples: Samples, w: Workload, v: VariantName, by: 'rps' | 'cpu' = 'rps'): number[] {
   const off = samples.get(sampleKey(w, 'off')) ?? [];
-  return (samples.get(sampleKey(w, v)) ?? []).map((r, i) => (r.excluded === null && off[i]?.excluded === null ? r.rps / off[i]!.rps : NaN));
+  // By CPU: off's server CPU per request over the variant's, the share of its throughput a CPU-bound server keeps.
+  const ratio = (r: Run, o: Run): number => (by === 'rps' ? r.rps / o.rps : o.cpuUsPerRequest / r.cpuUsPerRequest);
+  return (samples.get(sampleKey(w, v)) ?? []).map((r, i) => (r.excluded === null && off[i]?.excluded === null ? ratio(r, off[i]!) : NaN));
 }
 
 function roundRatioTable(samples: Samples, options: Options): string[] {
-  const rows = WORKLOADS.flatMap((w) => options.variants.filter((v) => v !== 'off').map((v) => {
-    const ratios = roundRatios(samples, w, v);
-    return `| ${w.label} | ${v} / off | ${ratios.map((r) => fmtRatio(r, 3)).join(' | ')} | ${fmtRatio(median(ratios.filter(Number.isFinite)), 3)} |`;
-  }));
+  const rows = WORKLOADS.flatMap((w) => options.variants.filter((v) => v !== 'off').flatMap((v) => (['rps', 'cpu'] as const).map((by) => {
+    const ratios = roundRatios(samples, w, v, by);
+    const label = by === 'rps' ? `${v} / off` : `${v} / off by server CPU per request (off's over ${v}'s)`;
+    return `| ${w.label} | ${label} | ${ratios.map((r) => fmtRatio(r, 3)).join(' | ')} | ${fmtRatio(median(ratios.filter(Number.isFinite)), 3)} |`;
+  })));
   return [`| workload | ratio | ${Array.from({ length: options.rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | median |`, `|---|---|${'---:|'.repeat(options.rounds + 1)}`, ...rows];
 }
 
 function everyRunTable(samples: Samples, options: Options): string[] {
   const rows = WORKLOADS.flatMap((w) => options.variants.map((v) => {
     const runs = samples.get(sampleKey(w, v)) ?? [];
-    const cells = runs.map((r) => `${fmtInt(r.rps)} [${r.otherCores.toFixed(2)}]${SAMPLE_RATIO[v] === undefined ? '' : ` (${fmtInt(r.spans)} spans)`}${r.excluded === null ? '' : ' (excluded)'}`);
+    const cells = runs.map((r) => `${fmtInt(r.rps)} [${r.otherCores.toFixed(2)}] ${r.cpuUsPerRequest.toFixed(1)} µs${SAMPLE_RATIO[v] === undefined ? '' : ` (${fmtInt(r.spans)} spans)`}${r.excluded === null ? '' : ' (excluded)'}`);
     return `| ${w.label} | ${v} | ${cells.join(' | ')} | ${fmtInt(medianRps(samples, w, v))} |`;
   }));
   return [`| workload | variant | ${Array.from({ length: options.rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | median |`, `|---|---|${'---:|'.repeat(options.rounds + 1)}`, ...rows];
@@ -288,13 +297,16 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
     '',
     '### Ratios to off within each round',
     '',
-    'Each round\'s run of a variant over the same round\'s run with tracing off: the machine\'s speed drifts over minutes, and the variants of one round ran close together.',
+    'Each round\'s run of a variant over the same round\'s run with tracing off: the machine\'s speed drifts over minutes, and the variants of one round ran close together. ' +
+      'The rows "by server CPU per request" divide off\'s CPU time (user + system, all server processes, /proc) per request by the variant\'s: ' +
+      'the throughput share a CPU-bound server keeps, less sensitive to how other work on the machine delays the benchmark than requests per second.',
     '',
     ...roundRatioTable(samples, options),
     '',
     '### Every run',
     '',
     'Requests per second; in brackets the cores that processes outside this benchmark used during the run (other work on the machine; 0.00: none); ' +
+      'then the server processes\' CPU time per request; ' +
       'for the traced variants the spans the receiver got during the run (the SDK exports in batches of 512 and drops spans when its 2048-span queue is full).',
     '',
     ...everyRunTable(samples, options),
