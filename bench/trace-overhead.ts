@@ -14,7 +14,7 @@ import { ProcessCluster } from './lib/cluster.js';
 import { runProblem, waitForLeadership } from './lib/leaders.js';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRaftlock } from './lib/proc.js';
 import { runRedisBenchmarkOrErrorReply } from './lib/redis-benchmark.js';
-import { otherCpuMeter, processCpuSeconds } from './lib/cpu.js';
+import { cpuMeter, otherCpuMeter } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtRatio, loadFact, machineFacts, writeSection } from './lib/report.js';
 import { median } from './lib/stats.js';
 import { positiveInt, quickPicker } from './lib/args.js';
@@ -139,11 +139,10 @@ async function measure(
   await runRedisBenchmarkOrErrorReply(benchmarkArgs(server.port, w, Math.max(1000, Math.floor(options.requests / 10)), 'warm:'), timeoutMs);
   receiver.clear();
   const meter = otherCpuMeter(server.pids);
-  const serverCpu = (): number => server.pids().reduce((sum: number, pid) => sum + processCpuSeconds(pid), 0);
-  const cpuBefore = serverCpu();
+  const serverCpu = cpuMeter(server.pids);
   const sample = await runRedisBenchmarkOrErrorReply(benchmarkArgs(server.port, w, options.requests, 'lock:'), timeoutMs);
   const otherCores = meter.stop();
-  const cpuUsPerRequest = ((serverCpu() - cpuBefore) / options.requests) * 1e6;
+  const cpuUsPerRequest = (serverCpu.usedSeconds() / options.requests) * 1e6;
   return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, spans: receiver.spansReceived, otherCores, cpuUsPerRequest, error: sample.error };
 }
 

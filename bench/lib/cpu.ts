@@ -15,16 +15,19 @@ export function processCpuSeconds(pid: number | undefined): number {
   }
 }
 
-/** Measures the cores a set of processes used between start and stop (1.0 = one core busy). */
-export function cpuMeter(pids: () => (number | undefined)[]): { stop(): number } {
+/**
+ * Measures the CPU a set of processes used since the meter started: usedSeconds() the CPU
+ * seconds so far, stop() the cores (1.0 = one core busy).
+ */
+export function cpuMeter(pids: () => (number | undefined)[]): { usedSeconds(): number; stop(): number } {
   const ids = pids();
   const before = ids.map(processCpuSeconds);
   const startedAt = performance.now();
+  const usedSeconds = (): number => ids.reduce((sum: number, pid, i) => sum + processCpuSeconds(pid) - before[i]!, 0);
   return {
+    usedSeconds,
     stop() {
-      const seconds = (performance.now() - startedAt) / 1000;
-      const used = ids.reduce((sum: number, pid, i) => sum + processCpuSeconds(pid) - before[i]!, 0);
-      return used / seconds;
+      return usedSeconds() / ((performance.now() - startedAt) / 1000);
     },
   };
 }

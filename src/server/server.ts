@@ -321,8 +321,8 @@ export class RaftlockServer implements ConnectionHost {
       this.balanceTimer = setInterval(() => this.balance(), BALANCE_INTERVAL_MS);
       this.balanceTimer.unref();
       this.forwardWatchTimer = setInterval(() => {
-        this.transport!.forEachRequest((sink) => {
-          if (sink instanceof Forwarded && this.reachableLeader(sink.partition) !== sink.leader) sink.abandon();
+        this.eachForwarded((f) => {
+          if (this.reachableLeader(f.partition) !== f.leader) f.abandon();
         });
       }, this.config.electionTimeoutMs / 2);
       this.forwardWatchTimer.unref();
@@ -469,10 +469,17 @@ export class RaftlockServer implements ConnectionHost {
       call.handle = this.transport!.forward(leader, argv, client.proto, call, trace?.startForward(leader));
       if (call.handle !== null && !this.forwardingClients.has(client)) {
         this.forwardingClients.add(client);
-        client.onClose.add(() => this.transport?.forEachRequest((sink) => {
-          if (sink instanceof Forwarded && sink.client === client) sink.cancel();
+        client.onClose.add(() => this.eachForwarded((f) => {
+          if (f.client === client) f.cancel();
         }));
       }
+    });
+  }
+
+  /** Calls fn with every forwarded command waiting for its reply (fn may end it). */
+  private eachForwarded(fn: (forwarded: Forwarded) => void): void {
+    this.transport?.forEachRequest((sink) => {
+      if (sink instanceof Forwarded) fn(sink);
     });
   }
 
