@@ -19,6 +19,16 @@
  * secret on one side only, an unknown node id, a wrong destination or a failed proof is refused,
  * logged and the connection closed.
  *
+ * Hello and challenge also carry the incarnation of the sender's data directory (a random id made
+ * with the directory). Each side remembers the incarnation of every peer it has linked with
+ * (Incarnations, kept in the data directory) and refuses a peer that presents another one: that
+ * process has lost its data, or belongs to another cluster that reuses the node ids and addresses.
+ * Either way it must not take part in Raft — it would have forgotten its votes and log, or bring
+ * another cluster's. A node that lost its data rejoins once the cluster has forgotten it (CLUSTER
+ * FORGET, which clears the remembered incarnation; then CLUSTER ADDNODE). A peer is remembered only
+ * once both sides have accepted the handshake, so a fresh node does not adopt a stranger's
+ * incarnation when the stranger refuses it.
+ *
  * Logs: a link coming up and going down (with the reason) at info. A failed or refused connection
  * is logged once per peer (or remote host) and reason (a peer that is down at info, a refusal at
  * warn), then at debug until the peer connects: a peer that is down, or misconfigured, does not
@@ -119,6 +129,17 @@ export class PeerUnavailableError extends Error {
 export const REPLY_TOO_LARGE = '-ERR reply too large to forward\r\n';
 const NOT_SERVED = '-ERR this node does not serve forwarded commands\r\n';
 
+/**
+ * The incarnation of this node's data directory and what it has learnt of its peers'. remember()
+ * must be durable when it returns: a restart must still refuse a replaced peer.
+ */
+export interface Incarnations {
+  /** This node's data directory incarnation. */
+  readonly own: string;
+  known(peer: NodeId): string | undefined;
+  remember(peer: NodeId, incarnation: string): void;
+}
+
 export interface PeerTransportOptions {
   nodeId: NodeId;
   listen: PeerAddress;
@@ -126,6 +147,8 @@ export interface PeerTransportOptions {
   peers: Map<NodeId, PeerAddress>;
   /** Shared cluster secret: peers prove they hold it (HMAC-SHA256 challenge–response). */
   secret?: string;
+  /** Data directory incarnations (see the handshake above); without them none are sent or checked. */
+  incarnations?: Incarnations;
   /** Bound on the bytes queued for one peer (encoded messages); default 64 MiB. */
   queueBytesMax?: number;
   /** Bound on one frame, in both directions; default FRAME_BYTES_MAX_DEFAULT. */
@@ -198,6 +221,8 @@ interface Conn {
   state: ConnState;
   nonce: Buffer;
   peerNonce: Uint8Array | null;
+  /** The data directory incarnation the peer presented in its hello or challenge. */
+  peerIncarnation: string;
   timer: NodeJS.Timeout | null;
   remote: string;
   /** Requests this node sent on the link, by id, until their response, cancel or the link's end. */
@@ -243,8 +268,8 @@ interface Peer {
 }
 
 export class PeerTransport {
-  private readonly opts: Required<Omit<PeerTransportOptions, 'secret' | 'meta' | 'onRequest'>> &
-    Pick<PeerTransportOptions, 'secret' | 'meta' | 'onRequest'>;
+  private readonly opts: Required<Omit<PeerTransportOptions, 'secret' | 'meta' | 'onRequest' | 'incarnations'>> &
+    Pick<PeerTransportOptions, 'secret' | 'meta' | 'onRequest' | 'incarnations'>;
   private readonly peers = new Map<NodeId, Peer>();
   private readonly conns = new Set<Conn>();
   private readonly dirty = new Set<Peer>();
@@ -430,7 +455,9 @@ export class PeerTransport {
     const conn = this.track(socket, true, peer, `${peer.address.host}:${peer.address.port}`);
     peer.dialing = conn;
     conn.state = 'challenge';
-    socket.write(encodeFrame({ kind: 'hello', nodeId: this.opts.nodeId, to: peer.id, auth: this.opts.secret !== undefined, nonce: conn.nonce }));
+    socket.write(encodeFrame({
+      kind: 'hello', nodeId: this.opts.nodeId, to: peer.id, auth: this.opts.secret !== undefined, nonce: conn.nonce, incarnation: this.ownIncarnation(),
+    }));
   }
 
   private accept(socket: net.Socket): void {
@@ -448,7 +475,7 @@ export class PeerTransport {
   private track(socket: net.Socket, outbound: boolean, peer: Peer | null, remote: string): Conn {
     const conn: Conn = {
       socket, decoder: new FrameDecoder(this.opts.frameBytesMax), outbound, peer, state: 'hello', nonce: randomBytes(NONCE_BYTES),
-      peerNonce: null, timer: null, remote, requests: new Map(), nextRequestId: 0, serving: new Map(), reason: null,
+      peerNonce: null, peerIncarnation: '', timer: null, remote, requests: new Map(), nextRequestId: 0, serving: new Map(), reason: null,
     };
     this.conns.add(conn);
     socket.setNoDelay(true);
@@ -515,10 +542,13 @@ export class PeerTransport {
     if (hello.auth !== (secret !== undefined)) {
       return this.refuse(conn, secret === undefined ? 'this node has no cluster secret' : 'a cluster secret is required', true);
     }
+    const replaced = this.replaced(peer.id, hello.incarnation);
+    if (replaced !== null) return this.refuse(conn, replaced, false);
+    conn.peerIncarnation = hello.incarnation;
     conn.peerNonce = hello.nonce;
     const proof = this.proof('acceptor', peer.id, this.opts.nodeId, hello.nonce, conn.nonce);
     conn.state = 'auth';
-    conn.socket.write(encodeFrame({ kind: 'challenge', nodeId: this.opts.nodeId, auth: secret !== undefined, nonce: conn.nonce, proof }));
+    conn.socket.write(encodeFrame({ kind: 'challenge', nodeId: this.opts.nodeId, auth: secret !== undefined, nonce: conn.nonce, proof, incarnation: this.ownIncarnation() }));
   }
 
   /** Dialer: the acceptor answers with its nonce and proves it holds the secret. */
@@ -531,6 +561,9 @@ export class PeerTransport {
     }
     const expected = this.proof('acceptor', this.opts.nodeId, peer.id, conn.nonce, challenge.nonce);
     if (!equalProof(expected, challenge.proof)) return this.refuse(conn, 'authentication failed', true);
+    const replaced = this.replaced(peer.id, challenge.incarnation);
+    if (replaced !== null) return this.refuse(conn, replaced, false);
+    conn.peerIncarnation = challenge.incarnation;
     conn.state = 'ready';
     conn.socket.write(encodeFrame({ kind: 'auth', proof: this.proof('dialer', this.opts.nodeId, peer.id, conn.nonce, challenge.nonce) }));
   }
@@ -542,6 +575,19 @@ export class PeerTransport {
     if (!equalProof(expected, auth.proof)) return this.refuse(conn, 'authentication failed', true);
     conn.socket.write(encodeFrame({ kind: 'ready' }));
     this.establish(conn);
+  }
+
+  private ownIncarnation(): string {
+    return this.opts.incarnations?.own ?? '';
+  }
+
+  /** Why `peer`, presenting `incarnation`, is not the process this node linked with before; null if it may be. */
+  private replaced(peer: NodeId, incarnation: string): string | null {
+    const known = this.opts.incarnations?.known(peer);
+    if (known === undefined || incarnation === '' || known === incarnation) return null;
+    return `node ${peer} runs on data directory ${incarnation}, but node ${this.opts.nodeId} knows ${peer} by data directory ${known}: ` +
+      `${peer} lost or replaced its data, or belongs to another cluster. A node that lost its data rejoins after ` +
+      `CLUSTER FORGET ${peer} (on a node of the cluster), then CLUSTER ADDNODE ${peer}`;
   }
 
   /** HMAC over the role, both ids (dialer first) and both nonces (dialer's first); empty without a secret. */
@@ -567,6 +613,15 @@ export class PeerTransport {
 
   private establish(conn: Conn): void {
     const peer = conn.peer!;
+    const incarnations = this.opts.incarnations;
+    if (incarnations !== undefined && conn.peerIncarnation !== '' && incarnations.known(peer.id) !== conn.peerIncarnation) {
+      try {
+        incarnations.remember(peer.id, conn.peerIncarnation);
+      } catch (err) {
+        // Unrecorded, a replaced peer could not be told apart after a restart: no link without it.
+        return this.fail(conn, 'cannot record the peer\'s data directory incarnation', (err as Error).message);
+      }
+    }
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;
     conn.state = 'open';

@@ -3,7 +3,7 @@
  * the Raft messages of every partition that batch frames carry, and the client commands a node
  * forwards to another (request, response, cancel).
  *
- *   frame    u32 length (bytes after this field, at most frameBytesMax) | u8 version (1) | u8 kind | payload
+ *   frame    u32 length (bytes after this field, at most frameBytesMax) | u8 version (2) | u8 kind | payload
  *   number   unsigned LEB128 varint of a non-negative safe integer (1 to 8 bytes, no overlong forms)
  *   string   varint byte length + UTF-8 (node ids at most NODE_ID_BYTES_MAX bytes)
  *   latin1   varint length + one byte per character (code 0..255): RESP arguments and replies as they
@@ -18,6 +18,9 @@
  *   response varint id, reply as latin1
  *   cancel   varint id
  *   meta     RESP host as string (at most HOST_BYTES_MAX bytes), RESP port as number (at most 65535)
+ *   hello    node id, destination id (strings), boolean auth, bytes nonce, then the sender's data
+ *            directory incarnation as a string (at most INCARNATION_BYTES_MAX bytes; empty: none)
+ *   challenge node id, boolean auth, bytes nonce, bytes proof, then the incarnation as in hello
  *
  * Decoding checks every length against the bytes actually present before it reads or allocates, and
  * reports any malformed input as a WireError (code RAFTLOCK_ERR_WIRE_MALFORMED): the transport closes
@@ -27,7 +30,8 @@ import type { ConfState, Entry, Message, MessageType, NodeId, Snapshot } from '.
 import { latin1 } from '../../resp/decoder.js';
 import type { TraceParent } from '../trace/trace.js';
 
-export const WIRE_VERSION = 1;
+/** 2: hello and challenge carry the sender's data directory incarnation. */
+export const WIRE_VERSION = 2;
 
 /** Default bound on a frame's length field; a larger frame is refused before it is buffered. */
 export const FRAME_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
@@ -38,6 +42,8 @@ export const HOST_BYTES_MAX = 255;
 /** Handshake nonces are this long; HMAC-SHA256 proofs are this long too. */
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32;
+/** Bound on a data directory incarnation id in a handshake. */
+export const INCARNATION_BYTES_MAX = 64;
 const REASON_BYTES_MAX = 1024;
 const FRAME_HEADER_BYTES = 6;
 const VARINT_BYTES_MAX = 8;
@@ -66,10 +72,13 @@ export interface GroupMessage {
 }
 
 export type Frame =
-  /** Dialer → acceptor: who I am, whom I meant to call, whether I hold a secret, my nonce. */
-  | { kind: 'hello'; nodeId: NodeId; to: NodeId; auth: boolean; nonce: Uint8Array }
-  /** Acceptor → dialer: who I am, my nonce, and (with a secret) my proof over both nonces. */
-  | { kind: 'challenge'; nodeId: NodeId; auth: boolean; nonce: Uint8Array; proof: Uint8Array }
+  /**
+   * Dialer → acceptor: who I am, whom I meant to call, whether I hold a secret, my nonce, and which
+   * data directory I run on (its incarnation; '' for a node without one).
+   */
+  | { kind: 'hello'; nodeId: NodeId; to: NodeId; auth: boolean; nonce: Uint8Array; incarnation: string }
+  /** Acceptor → dialer: who I am, my nonce, (with a secret) my proof over both nonces, my incarnation. */
+  | { kind: 'challenge'; nodeId: NodeId; auth: boolean; nonce: Uint8Array; proof: Uint8Array; incarnation: string }
   /** Dialer → acceptor: the dialer's proof (empty without a secret). */
   | { kind: 'auth'; proof: Uint8Array }
   /** Acceptor → dialer: the link is open; batches may flow both ways. */
@@ -565,8 +574,12 @@ export function encodeFrame(frame: Frame): Buffer {
   }
   const w = new Writer().u8(0).u8(0).u8(0).u8(0).u8(WIRE_VERSION).u8(kindCode(frame));
   switch (frame.kind) {
-    case 'hello': w.str(frame.nodeId, NODE_ID_BYTES_MAX).str(frame.to, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce); break;
-    case 'challenge': w.str(frame.nodeId, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce).bytes(frame.proof); break;
+    case 'hello':
+      w.str(frame.nodeId, NODE_ID_BYTES_MAX).str(frame.to, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce).str(frame.incarnation, INCARNATION_BYTES_MAX);
+      break;
+    case 'challenge':
+      w.str(frame.nodeId, NODE_ID_BYTES_MAX).bool(frame.auth).bytes(frame.nonce).bytes(frame.proof).str(frame.incarnation, INCARNATION_BYTES_MAX);
+      break;
     case 'auth': w.bytes(frame.proof); break;
     case 'ready': break;
     case 'refuse': w.str(frame.reason, REASON_BYTES_MAX); break;
@@ -617,9 +630,15 @@ function readRequest(r: Reader, traced: boolean): Frame {
 
 function readFrame(r: Reader, kind: FrameKind): Frame {
   switch (kind) {
-    case 'hello':
-      return { kind, nodeId: r.str('node id', NODE_ID_BYTES_MAX), to: r.str('to', NODE_ID_BYTES_MAX), auth: r.bool('auth'), nonce: nonce(r) };
-    case 'challenge': return { kind, nodeId: r.str('node id', NODE_ID_BYTES_MAX), auth: r.bool('auth'), nonce: nonce(r), proof: proof(r) };
+    // Fields are read in the order written: object literals evaluate left to right.
+    case 'hello': return {
+      kind, nodeId: r.str('node id', NODE_ID_BYTES_MAX), to: r.str('to', NODE_ID_BYTES_MAX), auth: r.bool('auth'), nonce: nonce(r),
+      incarnation: r.str('incarnation', INCARNATION_BYTES_MAX),
+    };
+    case 'challenge': return {
+      kind, nodeId: r.str('node id', NODE_ID_BYTES_MAX), auth: r.bool('auth'), nonce: nonce(r), proof: proof(r),
+      incarnation: r.str('incarnation', INCARNATION_BYTES_MAX),
+    };
     case 'auth': return { kind, proof: proof(r) };
     case 'ready': return { kind };
     case 'refuse': return { kind, reason: r.str('reason', REASON_BYTES_MAX) };

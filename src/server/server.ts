@@ -22,6 +22,7 @@ import { COMMANDS } from '../commands/table.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_CONFIG, clusterPortOf, type ServerConfig } from './config.js';
+import { DataDirIncarnations } from './datadir.js';
 import { SILENT, type Logger } from './log.js';
 import { RaftEventLog } from './raft-log.js';
 import { RestServer } from './http.js';
@@ -86,6 +87,8 @@ export class RaftlockServer implements ConnectionHost {
   private tickTimer: NodeJS.Timeout | undefined;
   private balanceTimer: NodeJS.Timeout | undefined;
   private transport: PeerTransport | undefined;
+  /** The data directory's incarnation and its peers' (undefined without an identity file: in-process servers). */
+  private incarnations: DataDirIncarnations | undefined;
   /** The founding voters, sorted: partition p prefers voters[p mod n] as its leader. */
   private readonly voters: readonly string[];
   /** Clients whose forwarded commands are cancelled when they close (see forwardTo). */
@@ -153,6 +156,8 @@ export class RaftlockServer implements ConnectionHost {
     if (this.config.trace && this.tracing === null) await this.startTracing();
     if (this.config.peers !== undefined) await this.startTransport();
     await this.openReplica();
+    // Membership as the data directory has it (onMembership covers the changes applied from now on).
+    this.forgetRemovedPeers();
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
       this.listener.listen(this.config.port, this.config.bind, () => {
@@ -288,6 +293,7 @@ export class RaftlockServer implements ConnectionHost {
         onLeadership: (leader, term) => partition.service.leadershipChanged(leader, term, new NotLeaderError(null)),
         onRoleChange: (role, leader, term) => partition.raftLog.roleChanged(role, leader, term),
         onSnapshot: (report) => partition.raftLog.snapshot(report, partition.replica?.raw.status().term ?? report.term),
+        onMembership: () => this.forgetRemovedPeers(),
         onFatal: (error) => {
           this.log.error('replica failed; stopping', { partition: partition.index, error: error.message });
           process.exitCode = 70;
@@ -338,11 +344,13 @@ export class RaftlockServer implements ConnectionHost {
   /** Listens on the peer transport port and dials the other voters. */
   private async startTransport(): Promise<void> {
     const peers = this.config.peers!;
+    this.incarnations = DataDirIncarnations.open(this.config.dataDir);
     this.transport = new PeerTransport({
       nodeId: this.config.nodeId,
       listen: { host: this.config.bind, port: clusterPortOf(this.config) },
       peers: new Map([...peers].filter(([id]) => id !== this.config.nodeId)),
       secret: this.config.clusterSecret,
+      incarnations: this.incarnations,
       logger: this.log,
       meta: { respHost: this.config.bind, respPort: this.config.port },
       onMessages: (_from, batch) => {
@@ -356,6 +364,22 @@ export class RaftlockServer implements ConnectionHost {
       onRequest: (from, request, respond) => this.serveForwarded(request.proto, request.argv, respond, from, request.trace),
     });
     await this.transport.start();
+  }
+
+  /**
+   * A peer that is a member of no partition any more (CLUSTER FORGET) may come back on a new data
+   * directory: its remembered incarnation is dropped, and the one it returns with is remembered.
+   */
+  private forgetRemovedPeers(): void {
+    const incarnations = this.incarnations;
+    if (incarnations === undefined) return;
+    for (const peer of this.voters) {
+      if (peer === this.config.nodeId || incarnations.known(peer) === undefined) continue;
+      const member = this.partitions.some(({ replica }) => replica === undefined || replica.membership.voters.includes(peer) || replica.membership.learners.includes(peer));
+      if (member) continue;
+      incarnations.forget(peer);
+      this.log.info('forgot the data directory of a removed peer', { peer });
+    }
   }
 
   private send(partition: Partition, messages: Message[]): void {

@@ -268,9 +268,19 @@ t.test('a node whose data dir is lost rejoins as a new member (CLUSTER FORGET, t
   for (let i = 0; i < 30; i++) t.equal(await retrying(n1, 'KLOCK', `d${i}`, 'keeper', 600_000), 0);
   await cluster.kill('n3');
   rmSync(cluster.node('n3').dataDir, { recursive: true, force: true });
+  // Back on an empty directory before the cluster forgot it: it would have forgotten its votes, so
+  // n1 and n2 refuse its links, and say what to do.
+  await cluster.startNode('n3');
+  const refused = (id: string): boolean => cluster.node(id).log.some((line) => line.includes('"msg":"peer connection refused"') &&
+    new RegExp(`node n3 runs on data directory [0-9a-f]+, but node ${id} knows n3 by data directory [0-9a-f]+.*CLUSTER FORGET n3`).test(line));
+  const refusedBy = Date.now() + 10_000;
+  while (!(refused('n1') && refused('n2')) && Date.now() < refusedBy) await new Promise((r) => setTimeout(r, 50));
+  t.ok(refused('n1') && refused('n2'), 'n1 and n2 refuse the replaced n3, and log why');
+  t.match(cluster.node('n3').log.join('\n'), /peer refused the connection/, 'n3 is told');
+  t.ok((await raftInfo(cluster.node('n3').port)).every((p) => p.leader === ''), 'n3 hears from no leader');
+  t.equal(await retrying(n1, 'KLOCK', 'meanwhile', 'keeper', 600_000), 0, 'n1 and n2 carry on');
   t.same(await retrying(n1, 'CLUSTER', 'FORGET', 'n3'), { ok: 'OK' }, 'n3 removed from every partition');
   t.same(await n1.call('CLUSTER', 'FORGET', 'nope'), { err: 'ERR Unknown node nope' });
-  await cluster.startNode('n3');
   t.same(await retrying(n1, 'CLUSTER', 'ADDNODE', 'n3'), { ok: 'OK' }, 'n3 added back');
   t.same(await retrying(n1, 'CLUSTER', 'ADDNODE', 'n3'), { ok: 'OK' }, 'adding a member again changes nothing');
   // n3 now counts towards the quorum: with n1 gone, n2 and n3 must hold every lock.

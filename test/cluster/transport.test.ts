@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import net from 'node:net';
 import type { Message, NodeId } from '../../raft/types.js';
 import {
-  PeerTransport, PeerUnavailableError, REPLY_TOO_LARGE, type PeerAddress, type PeerTransportOptions,
+  PeerTransport, PeerUnavailableError, REPLY_TOO_LARGE, type Incarnations, type PeerAddress, type PeerTransportOptions,
 } from '../../src/cluster/transport.js';
 import { FrameDecoder, NONCE_BYTES, encodeFrame, type Frame, type GroupMessage } from '../../src/cluster/wire.js';
 import type { Logger } from '../../src/server/log.js';
@@ -143,6 +143,48 @@ t.test('a peer restarted mid-stream is reconnected, in both roles', async (t) =>
   t.match(n1.logs.join('\n'), /peer disconnected/);
 });
 
+/** Incarnations kept in memory: `peers` is what the node has remembered. */
+function memoryIncarnations(own: string): Incarnations & { peers: Map<NodeId, string> } {
+  const peers = new Map<NodeId, string>();
+  return { own, peers, known: (peer) => peers.get(peer), remember: (peer, incarnation) => void peers.set(peer, incarnation) };
+}
+
+t.test('a peer back on another data directory is refused in both roles until forgotten; nobody adopts a refused one', async (t) => {
+  const peers = await cluster(['n1', 'n2', 'n3']);
+  const [dir1, dir2, dir3] = [memoryIncarnations('dir-1'), memoryIncarnations('dir-2'), memoryIncarnations('dir-3')];
+  const n1 = await startNode(t, 'n1', peers, { incarnations: dir1 });
+  const n3 = await startNode(t, 'n3', peers, { incarnations: dir3 });
+  let n2 = await startNode(t, 'n2', peers, { incarnations: dir2 });
+  await waitFor(() => n2.transport.connected('n1') && n2.transport.connected('n3'), 'connections');
+  t.equal(dir1.known('n2'), 'dir-2', 'the dialer remembers the peer it linked with');
+  t.equal(dir3.known('n2'), 'dir-2', 'and so does the acceptor');
+  t.same([...dir2.peers].sort(), [['n1', 'dir-1'], ['n3', 'dir-3']]);
+
+  // n2 comes back on an empty data directory: n1 dials it (n1 < n2), n3 accepts it.
+  await n2.transport.close();
+  await waitFor(() => !n1.transport.connected('n2') && !n3.transport.connected('n2'), 'disconnect noticed');
+  const dir2b = memoryIncarnations('dir-2b');
+  n2 = await startNode(t, 'n2', peers, { incarnations: dir2b });
+  const refusal = (by: NodeId): RegExp => new RegExp(`node n2 runs on data directory dir-2b, but node ${by} knows n2 by data directory dir-2: ` +
+    'n2 lost or replaced its data, or belongs to another cluster\\. A node that lost its data rejoins after CLUSTER FORGET n2');
+  await waitFor(() => refusal('n1').test(n1.logs.join('\n')) && refusal('n3').test(n3.logs.join('\n')), 'both refusals logged');
+  await waitFor(() => refusal('n1').test(n2.logs.join('\n')) && refusal('n3').test(n2.logs.join('\n')), 'n2 told why, by both');
+  t.equal(n1.transport.send('n2', 0, heartbeat('n1', 'n2', 1)), false, 'a message for the refused peer is not taken');
+  await sleep(500);
+  t.notOk(n1.transport.connected('n2') || n2.transport.connected('n1') || n3.transport.connected('n2') || n2.transport.connected('n3'), 'no link either way');
+  t.equal(messages(n2).length, 0, 'nothing reaches the replacement');
+  t.equal(dir2b.peers.size, 0, 'the fresh node remembers none of the peers that refused it');
+  t.equal(n1.logs.filter((l) => refusal('n1').test(l)).length, 1, 'n1 logs the refusal once, not per reconnect attempt');
+
+  // The cluster forgets n2: its new directory is accepted, and remembered from then on.
+  dir1.peers.delete('n2');
+  dir3.peers.delete('n2');
+  await waitFor(() => n1.transport.connected('n2') && n3.transport.connected('n2'), 'the forgotten peer links again');
+  t.equal(dir1.known('n2'), 'dir-2b');
+  t.equal(dir3.known('n2'), 'dir-2b');
+  t.same([...dir2b.peers].sort(), [['n1', 'dir-1'], ['n3', 'dir-3']]);
+});
+
 t.test('messages for a peer that is down are dropped, and never reach its next incarnation', async (t) => {
   const peers = await cluster(['n1', 'n2']);
   const a = await startNode(t, 'n1', peers);
@@ -215,10 +257,11 @@ t.test('an unknown node id, a wrong destination and a wrong dial direction are r
   const peers = await cluster(['n1', 'n2', 'n3']);
   const n2 = await startNode(t, 'n2', peers);
   const nonce = new Uint8Array(NONCE_BYTES);
+  const incarnation = '';
   const hellos: [Frame, RegExp][] = [
-    [{ kind: 'hello', nodeId: 'intruder', to: 'n2', auth: false, nonce }, /unknown node id "intruder"/],
-    [{ kind: 'hello', nodeId: 'n1', to: 'n7', auth: false, nonce }, /this is node n2, not n7/],
-    [{ kind: 'hello', nodeId: 'n3', to: 'n2', auth: false, nonce }, /node n2 dials n3, not the other way round/],
+    [{ kind: 'hello', nodeId: 'intruder', to: 'n2', auth: false, nonce, incarnation }, /unknown node id "intruder"/],
+    [{ kind: 'hello', nodeId: 'n1', to: 'n7', auth: false, nonce, incarnation }, /this is node n2, not n7/],
+    [{ kind: 'hello', nodeId: 'n3', to: 'n2', auth: false, nonce, incarnation }, /node n2 dials n3, not the other way round/],
   ];
   for (const [hello, reason] of hellos) {
     const raw = await rawSocket(t, peers.get('n2')!.port);
@@ -285,7 +328,7 @@ t.test('a peer that stops reading: the socket backlog and the queue stay bounded
     const decoder = new FrameDecoder();
     socket.on('data', (chunk) => {
       for (const frame of decoder.push(chunk)) {
-        if (frame.kind === 'hello') socket.write(encodeFrame({ kind: 'challenge', nodeId: 'n2', auth: false, nonce: new Uint8Array(NONCE_BYTES), proof: new Uint8Array(0) }));
+        if (frame.kind === 'hello') socket.write(encodeFrame({ kind: 'challenge', nodeId: 'n2', auth: false, nonce: new Uint8Array(NONCE_BYTES), proof: new Uint8Array(0), incarnation: '' }));
         if (frame.kind === 'auth') {
           socket.write(encodeFrame({ kind: 'ready' }));
           socket.pause();
@@ -570,7 +613,7 @@ t.test('a response that finds the queue full resets the link instead of vanishin
 /** Completes the handshake as dialer `n1` (no secret) on a raw socket to `port`. */
 async function rawDialer(t: Test, port: number) {
   const raw = await rawSocket(t, port);
-  raw.socket.write(encodeFrame({ kind: 'hello', nodeId: 'n1', to: 'n2', auth: false, nonce: new Uint8Array(NONCE_BYTES) }));
+  raw.socket.write(encodeFrame({ kind: 'hello', nodeId: 'n1', to: 'n2', auth: false, nonce: new Uint8Array(NONCE_BYTES), incarnation: '' }));
   await waitFor(() => raw.frames.some((f) => f.kind === 'challenge'), 'challenge');
   raw.socket.write(encodeFrame({ kind: 'auth', proof: new Uint8Array(0) }));
   await waitFor(() => raw.frames.some((f) => f.kind === 'ready'), 'ready');

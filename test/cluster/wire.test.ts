@@ -98,10 +98,10 @@ t.test('batchFrame over pre-encoded items equals encodeFrame of the batch', asyn
 t.test('handshake frames round-trip', async (t) => {
   const g = generator(3);
   const frames: Frame[] = [
-    { kind: 'hello', nodeId: 'n1', to: 'n2', auth: true, nonce: g.nonce() },
-    { kind: 'hello', nodeId: '節点', to: '', auth: false, nonce: g.nonce() },
-    { kind: 'challenge', nodeId: 'n2', auth: true, nonce: g.nonce(), proof: g.nonce() },
-    { kind: 'challenge', nodeId: 'n2', auth: false, nonce: g.nonce(), proof: new Uint8Array(0) },
+    { kind: 'hello', nodeId: 'n1', to: 'n2', auth: true, nonce: g.nonce(), incarnation: '9f86d081884c7d659a2feaa0' },
+    { kind: 'hello', nodeId: '節点', to: '', auth: false, nonce: g.nonce(), incarnation: '' },
+    { kind: 'challenge', nodeId: 'n2', auth: true, nonce: g.nonce(), proof: g.nonce(), incarnation: 'c0ffee' },
+    { kind: 'challenge', nodeId: 'n2', auth: false, nonce: g.nonce(), proof: new Uint8Array(0), incarnation: '' },
     { kind: 'auth', proof: g.nonce() },
     { kind: 'auth', proof: new Uint8Array(0) },
     { kind: 'ready' },
@@ -264,8 +264,8 @@ t.test('every truncation of a frame body is rejected with a WireError', async (t
   const g = generator(5);
   const frames: Frame[] = [
     ...TYPES.map((type): Frame => ({ kind: 'batch', batch: [{ group: 3, message: g.message(type) }, { group: 4, message: g.message(type) }] })),
-    { kind: 'hello', nodeId: 'n1', to: 'n2', auth: true, nonce: g.nonce() },
-    { kind: 'challenge', nodeId: 'n2', auth: true, nonce: g.nonce(), proof: g.nonce() },
+    { kind: 'hello', nodeId: 'n1', to: 'n2', auth: true, nonce: g.nonce(), incarnation: '' },
+    { kind: 'challenge', nodeId: 'n2', auth: true, nonce: g.nonce(), proof: g.nonce(), incarnation: '' },
     { kind: 'refuse', reason: 'no' },
   ];
   let checked = 0;
@@ -298,7 +298,7 @@ t.test('malformed headers and fields are rejected with a clear error', async (t)
   const cases: [string, Uint8Array, RegExp][] = [
     ['length over the limit', Buffer.from([0xff, 0xff, 0xff, 0xff]), /frame length 4294967295 exceeds the limit/],
     ['length shorter than the header', Buffer.from([0, 0, 0, 1, 1]), /shorter than its header/],
-    ['unknown version', frameOf(Buffer.from([2, 4])), /unsupported wire version 2 \(this node speaks 1\)/],
+    ['unknown version', frameOf(Buffer.from([1, 4])), /unsupported wire version 1 \(this node speaks 2\)/],
     ['unknown frame kind', frameOf(Buffer.from([WIRE_VERSION, 99])), /unknown frame kind 99/],
     ['trailing bytes', frameOf(Buffer.from([WIRE_VERSION, 4, 0])), /1 trailing bytes after ready/],
     ['unknown message type', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 77, 0, 0, 0])), /unknown message type 77/],
@@ -310,7 +310,7 @@ t.test('malformed headers and fields are rejected with a clear error', async (t)
     ['invalid UTF-8 node id', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 10, 1, 0xc3, 1, 98, 1])), /from is not valid UTF-8/],
     ['node id over 255 bytes', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 10, 0x80, 0x02, 97, 97])), /from of 256 bytes exceeds 255/],
     ['string longer than the frame', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 10, 9, 97, 97])), /from of 9 bytes is truncated \(2 left\)/],
-    ['short nonce', encodeFrame({ kind: 'hello', nodeId: 'a', to: 'b', auth: false, nonce: new Uint8Array(32) }).subarray(0, 4 + 2 + 2 + 2 + 1 + 1 + 31), /truncated|trailing/],
+    ['short nonce', encodeFrame({ kind: 'hello', nodeId: 'a', to: 'b', auth: false, nonce: new Uint8Array(32), incarnation: '' }).subarray(0, 4 + 2 + 2 + 2 + 1 + 1 + 31), /truncated|trailing/],
     ['wrong proof length', frameOf(Buffer.from([WIRE_VERSION, 3, 3, 1, 2, 3])), /proof of 3 bytes, expected 0 or 32/],
     ['unknown entry type', frameOf(Buffer.from([WIRE_VERSION, 6, 1, 0, 5, 1, 97, 1, 98, 1, 0, 0, 0, 1, 1, 1, 9, 0])), /unknown entry type 9/],
   ];

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RaftlockServer } from '../../src/server/server.js';
 import { DEFAULT_CONFIG, parseConfig, parsePeers } from '../../src/server/config.js';
-import { openDataDir } from '../../src/server/datadir.js';
+import { DataDirIncarnations, openDataDir } from '../../src/server/datadir.js';
 import { partitionOfKey } from '../../src/cluster/slots.js';
 import { RawClient } from '../helpers/raw-client.js';
 
@@ -69,6 +69,41 @@ t.test('the partition count is fixed when the data directory is created', async 
   t.equal(parseConfig([...peers, '--partitions', '3']).partitions, 3);
   t.equal(parseConfig(peers).peers?.get('n2')?.port, 17002);
   t.throws(() => openDataDir(dataDir, 'n1', 8, ['n1', 'n2']), /founded by \[n1\], not \[n1,n2\]/, 'the founding voters are fixed too');
+});
+
+t.test('a data directory has an incarnation for life, and keeps its peers\' across reopening', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'raftlock-incarnation-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  t.equal(DataDirIncarnations.open(dataDir), undefined, 'none before the directory is opened');
+  const voters = ['n1', 'n2', 'n3'];
+  const created = openDataDir(dataDir, 'n1', 8, voters).incarnation!;
+  t.match(created, /^[0-9a-f]{24}$/);
+  t.equal(openDataDir(dataDir, 'n1', 8, voters).incarnation, created, 'reopening keeps it');
+  const other = mkdtempSync(join(tmpdir(), 'raftlock-incarnation-'));
+  t.teardown(() => rmSync(other, { recursive: true, force: true }));
+  t.not(openDataDir(other, 'n1', 8, voters).incarnation, created, 'another directory of the same node gets another');
+
+  const incarnations = DataDirIncarnations.open(dataDir)!;
+  t.equal(incarnations.own, created);
+  t.equal(incarnations.known('n2'), undefined);
+  t.equal(incarnations.known('constructor'), undefined, 'only peers it was told of');
+  incarnations.remember('n2', 'aaaa');
+  incarnations.remember('n3', 'bbbb');
+  const reopened = DataDirIncarnations.open(dataDir)!;
+  t.same([reopened.known('n2'), reopened.known('n3')], ['aaaa', 'bbbb'], 'remembered on disk');
+  reopened.forget('n2');
+  t.equal(DataDirIncarnations.open(dataDir)!.known('n2'), undefined, 'forgetting is on disk too');
+  t.equal(DataDirIncarnations.open(dataDir)!.known('n3'), 'bbbb');
+  t.equal(openDataDir(dataDir, 'n1', 8, voters).incarnation, created, 'the identity checks still pass');
+
+  // A directory from before incarnations gets one when first opened.
+  const old = mkdtempSync(join(tmpdir(), 'raftlock-incarnation-'));
+  t.teardown(() => rmSync(old, { recursive: true, force: true }));
+  writeFileSync(join(old, 'node.json'), JSON.stringify({ nodeId: 'n1', createdAt: '2026-01-01T00:00:00.000Z', partitions: 8, voters }) + '\n');
+  t.equal(DataDirIncarnations.open(old), undefined);
+  const added = openDataDir(old, 'n1', 8, voters).incarnation;
+  t.match(added, /^[0-9a-f]{24}$/);
+  t.equal(DataDirIncarnations.open(old)!.own, added);
 });
 
 t.test('--peers must be well formed and list this node', async (t) => {
