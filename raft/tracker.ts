@@ -14,6 +14,8 @@ export class ProgressTracker {
   learners = new Set<NodeId>();
   readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
+  /** quorumValue's working array, kept between calls. */
+  private readonly scratch: number[] = [];
 
   constructor(
     private readonly maxInflightMsgs: number,
@@ -73,13 +75,18 @@ export class ProgressTracker {
    */
   quorumValue(valueOf: (id: NodeId, pr: Progress) => number): number {
     assert(this.voters.size > 0, 'no voters');
-    const values: number[] = [];
+    // The leader asks on every commit and lease check: an insertion sort into
+    // a reused array (a handful of voters) allocates nothing, unlike sort().
+    const values = this.scratch;
+    let n = 0;
     for (const id of this.voters) {
       const pr = this.progress.get(id);
       assert(pr !== undefined, () => `voter ${id} has no progress`);
-      values.push(valueOf(id, pr));
+      const value = valueOf(id, pr);
+      let i = n++;
+      for (; i > 0 && values[i - 1]! < value; i--) values[i] = values[i - 1]!;
+      values[i] = value;
     }
-    values.sort((a, b) => b - a);
     return values[this.quorum() - 1]!;
   }
 

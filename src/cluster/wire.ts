@@ -292,7 +292,7 @@ class Reader {
     const n = this.length(what, bytesMax);
     // A plain Uint8Array: Buffer.prototype.slice would return a view.
     const out = new Uint8Array(n);
-    out.set(this.buf.subarray(this.at, this.at + n));
+    this.buf.copy(out, 0, this.at, this.at + n);
     this.at += n;
     return out;
   }
@@ -678,6 +678,8 @@ function proof(r: Reader): Uint8Array {
  */
 export class FrameDecoder {
   private readonly chunks: Buffer[] = [];
+  /** Bytes of chunks[0] already taken: a chunk is read where it lies, not cut into new views. */
+  private head = 0;
   private buffered = 0;
   /** Length of the frame being assembled, or -1 while its length field is still incomplete. */
   private need = -1;
@@ -693,7 +695,7 @@ export class FrameDecoder {
   push(chunk: Uint8Array): Frame[] {
     if (this.failed !== null) throw this.failed;
     if (chunk.length > 0) {
-      this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+      this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       this.buffered += chunk.length;
     }
     const frames: Frame[] = [];
@@ -701,7 +703,7 @@ export class FrameDecoder {
       while (true) {
         if (this.need === -1) {
           if (this.buffered < 4) break;
-          const n = this.take(4).readUInt32BE(0);
+          const n = this.takeLength();
           if (n < 2) throw malformed(`frame length ${n} is shorter than its header`);
           if (n > this.frameBytesMax) throw malformed(`frame length ${n} exceeds the limit of ${this.frameBytesMax} bytes`);
           this.need = n;
@@ -714,32 +716,49 @@ export class FrameDecoder {
     } catch (err) {
       this.failed = err instanceof WireError ? err : malformed(String(err));
       this.chunks.length = 0;
+      this.head = 0;
       this.buffered = 0;
       throw this.failed;
     }
     return frames;
   }
 
+  /** The next frame's length field (4 bytes are buffered). */
+  private takeLength(): number {
+    const first = this.chunks[0]!;
+    if (first.length - this.head < 4) return this.take(4).readUInt32BE(0);
+    const n = first.readUInt32BE(this.head);
+    this.advance(first, 4);
+    return n;
+  }
+
+  /** The next n buffered bytes: a view of one chunk, or a copy when they span several. */
   private take(n: number): Buffer {
     const first = this.chunks[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const c = this.chunks[0]!;
-        const k = Math.min(c.length, n - at);
-        c.copy(out, at, 0, k);
-        at += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
+    if (first.length - this.head >= n) {
+      const out = first.subarray(this.head, this.head + n);
+      this.advance(first, n);
+      return out;
     }
-    this.buffered -= n;
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length - this.head, n - at);
+      c.copy(out, at, this.head, this.head + k);
+      at += k;
+      this.advance(c, k);
+    }
     return out;
+  }
+
+  /** k bytes of `first` (chunks[0]) are taken. */
+  private advance(first: Buffer, k: number): void {
+    this.head += k;
+    this.buffered -= k;
+    if (this.head === first.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
   }
 }

@@ -216,7 +216,7 @@ export class Connection implements ClientState {
     stats?.ran(durationMs, errors > 0);
     const durationUs = durationMs * 1000;
     if (info.slowlog.logs(durationUs)) {
-      info.slowlog.push({ command: spec.name, argv, durationUs, addr: this.addr, name: this.name, wallMs: info.wallClockMs() });
+      info.slowlog.push(spec.name, argv, durationUs, this.addr, this.name, info.wallClockMs());
     }
   }
 

@@ -16,15 +16,8 @@ export interface SlowlogEntry {
   readonly name: string;
 }
 
-export interface SlowCommand {
-  /** The command's full name ('auth', 'client|list'), for redaction. */
-  readonly command: string;
-  readonly argv: readonly string[];
-  readonly durationUs: number;
-  readonly addr: string;
-  readonly name: string;
-  readonly wallMs: number;
-}
+/** An entry as the ring holds it: overwritten in place once the ring is full. */
+type MutableEntry = { -readonly [K in keyof SlowlogEntry]: SlowlogEntry[K] };
 
 /**
  * The slow log (SLOWLOG): the latest commands that took at least
@@ -37,9 +30,10 @@ export class Slowlog {
   slowerThanUs: number;
   /**
    * A ring of at most maxLen entries, grown as entries come: the oldest is at `start` (0 until it
-   * is full). Under saturation every command may be slow; a push then replaces the oldest in place.
+   * is full). Under saturation every command may be slow; a push then overwrites the oldest entry
+   * in place, allocating nothing (entries handed out by newest() are read before the next push).
    */
-  private ring: SlowlogEntry[] = [];
+  private ring: MutableEntry[] = [];
   private start = 0;
   private capacity: number;
   private nextId = 0;
@@ -55,7 +49,7 @@ export class Slowlog {
   }
 
   set maxLen(n: number) {
-    this.ring = this.newest(n).reverse();
+    this.ring = this.entries(n).reverse();
     this.start = 0;
     this.capacity = n;
   }
@@ -69,28 +63,37 @@ export class Slowlog {
     return this.slowerThanUs >= 0 && durationUs >= this.slowerThanUs;
   }
 
-  push(command: SlowCommand): void {
+  /**
+   * Logs a command that took durationUs and finished at wallMs (Unix ms). command: its full name
+   * ('auth', 'client|list'), for redaction; addr and name: its client's.
+   */
+  push(command: string, argv: readonly string[], durationUs: number, addr: string, name: string, wallMs: number): void {
     const id = this.nextId++;
     if (this.capacity === 0) return;
-    const entry: SlowlogEntry = {
-      id,
-      timeSeconds: Math.floor(command.wallMs / 1000),
-      durationUs: Math.round(command.durationUs),
-      argv: trimArgv(command.command, command.argv),
-      addr: command.addr,
-      name: command.name,
-    };
+    const timeSeconds = Math.floor(wallMs / 1000);
+    const trimmed = trimArgv(command, argv);
+    durationUs = Math.round(durationUs);
     if (this.ring.length < this.capacity) {
-      this.ring.push(entry);
+      this.ring.push({ id, timeSeconds, durationUs, argv: trimmed, addr, name });
       return;
     }
-    this.ring[this.start] = entry;
+    const entry = this.ring[this.start]!;
+    entry.id = id;
+    entry.timeSeconds = timeSeconds;
+    entry.durationUs = durationUs;
+    entry.argv = trimmed;
+    entry.addr = addr;
+    entry.name = name;
     this.start = (this.start + 1) % this.capacity;
   }
 
   /** The newest `count` entries, newest first. */
   newest(count: number): SlowlogEntry[] {
-    const out: SlowlogEntry[] = [];
+    return this.entries(count);
+  }
+
+  private entries(count: number): MutableEntry[] {
+    const out: MutableEntry[] = [];
     const size = this.ring.length;
     for (let i = size - 1; i >= 0 && out.length < count; i--) out.push(this.ring[(this.start + i) % size]!);
     return out;
@@ -106,11 +109,14 @@ export class Slowlog {
  * What the log keeps of argv, as Redis does: at most SLOWLOG_ARGC_MAX
  * arguments (the last one kept becomes "... (N more arguments)"), each cut to
  * SLOWLOG_ARG_BYTES_MAX bytes plus "... (N more bytes)", and passwords
- * (AUTH's arguments, HELLO's after AUTH) replaced by "(redacted)".
+ * (AUTH's arguments, HELLO's after AUTH) replaced by "(redacted)". An argv
+ * with nothing to trim or redact is kept as it is (nothing changes a
+ * command's argv once it ran), not copied.
  */
-export function trimArgv(command: string, argv: readonly string[]): string[] {
-  const kept = Math.min(argv.length, SLOWLOG_ARGC_MAX);
+export function trimArgv(command: string, argv: readonly string[]): readonly string[] {
   const secret = secretArguments(command, argv);
+  if (secret === null && argv.length <= SLOWLOG_ARGC_MAX && !argv.some(tooLong)) return argv;
+  const kept = Math.min(argv.length, SLOWLOG_ARGC_MAX);
   const out: string[] = [];
   for (let j = 0; j < kept; j++) {
     const arg = argv[j]!;
@@ -121,6 +127,8 @@ export function trimArgv(command: string, argv: readonly string[]): string[] {
   }
   return out;
 }
+
+const tooLong = (arg: string): boolean => arg.length > SLOWLOG_ARG_BYTES_MAX;
 
 /** The positions of passwords in argv; null for a command that takes none. */
 function secretArguments(command: string, argv: readonly string[]): Set<number> | null {

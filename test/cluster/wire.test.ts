@@ -49,7 +49,7 @@ function generator(seed: number) {
   return { rnd, int, pick, message, batch, nonce };
 }
 
-/** Decodes a stream as one chunk and byte by byte; both must give the same frames. */
+/** Decodes a stream as one chunk, byte by byte and in chunks of random sizes; all must give the same frames. */
 function decodeBoth(t: Test, bytes: Buffer): Frame[] {
   const whole = new FrameDecoder().push(bytes);
   const decoder = new FrameDecoder();
@@ -57,6 +57,16 @@ function decodeBoth(t: Test, bytes: Buffer): Frame[] {
   for (let i = 0; i < bytes.length; i++) split.push(...decoder.push(bytes.subarray(i, i + 1)));
   t.same(split, whole, 'byte by byte gives the same frames as one chunk');
   t.equal(decoder.bufferedBytes, 0);
+  const rnd = mulberry32(bytes.length);
+  const chunked = new FrameDecoder();
+  const pieces: Frame[] = [];
+  for (let i = 0; i < bytes.length;) {
+    const size = 1 + Math.floor(rnd() * 40);
+    pieces.push(...chunked.push(bytes.subarray(i, i + size)));
+    i += size;
+  }
+  t.same(pieces, whole, 'chunks of 1 to 40 bytes give the same frames');
+  t.equal(chunked.bufferedBytes, 0);
   return whole;
 }
 

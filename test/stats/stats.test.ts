@@ -33,7 +33,7 @@ t.test('the slow log keeps the newest entries and trims each', async (t) => {
   const log = new Slowlog({ slowerThanUs: 100, maxLen: 2 });
   t.notOk(log.logs(99));
   t.ok(log.logs(100));
-  for (const name of ['a', 'b', 'c']) log.push({ command: 'get', argv: ['GET', name], durationUs: 150.4, addr: 'x:1', name: '', wallMs: 1_700_000_000_999 });
+  for (const name of ['a', 'b', 'c']) log.push('get', ['GET', name], 150.4, 'x:1', '', 1_700_000_000_999);
   t.equal(log.length, 2);
   t.same(log.newest(10).map((e) => [e.id, e.argv[1], e.durationUs, e.timeSeconds]), [[2, 'c', 150, 1_700_000_000], [1, 'b', 150, 1_700_000_000]]);
   log.slowerThanUs = -1;
@@ -41,12 +41,26 @@ t.test('the slow log keeps the newest entries and trims each', async (t) => {
   t.same(trimArgv('auth', ['AUTH', 'user', 'pw']), ['AUTH', '(redacted)', '(redacted)']);
   t.same(trimArgv('hello', ['HELLO', '3', 'SETNAME', 'x', 'AUTH', 'u', 'p']), ['HELLO', '3', 'SETNAME', 'x', 'AUTH', '(redacted)', '(redacted)']);
   t.same(trimArgv('get', Array.from({ length: 32 }, (_, i) => String(i))).at(-1), '31', 'exactly 32 arguments are all kept');
+  const short = ['SET', 'k', 'v'];
+  t.equal(trimArgv('set', short), short, 'nothing to trim: kept as it is, not copied');
+  t.not(trimArgv('set', ['SET', 'k', 'v'.repeat(129)]), short);
+});
+
+t.test('a full slow log overwrites its oldest entries in place, every field', async (t) => {
+  const log = new Slowlog({ slowerThanUs: 0, maxLen: 2 });
+  log.push('get', ['GET', 'a'], 10, 'x:1', 'one', 1_000);
+  log.push('get', ['GET', 'b'], 20, 'x:2', 'two', 2_000);
+  log.push('auth', ['AUTH', 'pw'], 30.6, 'x:3', 'three', 3_999);
+  t.same(log.newest(2), [
+    { id: 2, timeSeconds: 3, durationUs: 31, argv: ['AUTH', '(redacted)'], addr: 'x:3', name: 'three' },
+    { id: 1, timeSeconds: 2, durationUs: 20, argv: ['GET', 'b'], addr: 'x:2', name: 'two' },
+  ]);
 });
 
 t.test('the slow log keeps the newest maxLen entries, newest first, through wrap-around and resizing', (t) => {
   const log = new Slowlog({ slowerThanUs: 0, maxLen: 128 });
   const push = (n: number): void => {
-    for (let i = 0; i < n; i++) log.push({ command: 'get', argv: ['GET', 'k'], durationUs: 1, addr: 'a', name: '', wallMs: 0 });
+    for (let i = 0; i < n; i++) log.push('get', ['GET', 'k'], 1, 'a', '', 0);
   };
   const ids = (count = 1000): number[] => log.newest(count).map((e) => e.id);
   push(300);
