@@ -2,7 +2,7 @@ import { RawNode } from '../../raft/rawnode.js';
 import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, MemoryStorage } from '../../raft/storage.js';
 import type { ConfState, Entry, Message, NodeId, Ready, Snapshot } from '../../raft/types.js';
 import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
-import { decodeConfChange, type ConfChange } from '../../raft/confchange.js';
+import { applyToConf, decodeConfChange, type ConfChange } from '../../raft/confchange.js';
 import type { RaftConfig } from '../../raft/config.js';
 import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/index.js';
 import { encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
@@ -245,6 +245,12 @@ export class Replica {
   private clockBaseMs = 0;
   /** The membership as of the last applied entry. */
   private conf: ConfState;
+  /**
+   * The commit index the WAL held at open, and the membership its committed entries lead to: until
+   * they are applied again, `conf` lags behind what this node had already applied before a restart.
+   */
+  private readonly openCommit: number;
+  private readonly openConf: ConfState;
   /** While leader: the index of its term's first entry; earlier entries are all applied once it is. */
   private termStartIndex = Infinity;
   /** While leader: the EPHEMERAL horizon of earlier terms (Infinity until known). */
@@ -305,6 +311,12 @@ export class Replica {
     }
     this.applied = this.storage.snapshotMeta.index;
     this.conf = this.storage.snapshotMeta.conf;
+    this.openCommit = Math.max(this.applied, replay?.hardState?.commit ?? 0);
+    let openConf = this.conf;
+    for (const entry of replay?.entries ?? []) {
+      if (entry.index > this.applied && entry.index <= this.openCommit && entry.type === 'conf') openConf = applyToConf(openConf, decodeConfChange(entry.data));
+    }
+    this.openConf = openConf;
     this.raw = new RawNode({ ...options.raft, id: options.id, storage: this.storage, rng: options.rng, applied: this.applied });
   }
 
@@ -486,6 +498,14 @@ export class Replica {
     });
     this.kick();
     return promise.then(() => this.conf);
+  }
+
+  /**
+   * The membership as of the last entry known committed: the applied one's, or while the entries
+   * committed before a restart are applied again, the one they lead to.
+   */
+  get committedMembership(): ConfState {
+    return this.applied >= this.openCommit ? this.conf : this.openConf;
   }
 
   /** The membership as of the last applied entry. */

@@ -375,7 +375,13 @@ export class RaftlockServer implements ConnectionHost {
     if (incarnations === undefined) return;
     for (const peer of this.voters) {
       if (peer === this.config.nodeId || incarnations.known(peer) === undefined) continue;
-      const member = this.partitions.some(({ replica }) => replica === undefined || replica.membership.voters.includes(peer) || replica.membership.learners.includes(peer));
+      // Committed membership, not applied: entries applied again after a restart (a member removed,
+      // then added back) must not make this node forget a member it has now.
+      const member = this.partitions.some(({ replica }) => {
+        if (replica === undefined) return true;
+        const { voters, learners } = replica.committedMembership;
+        return voters.includes(peer) || learners.includes(peer);
+      });
       if (member) continue;
       incarnations.forget(peer);
       this.log.info('forgot the data directory of a removed peer', { peer });

@@ -2,7 +2,8 @@ import t from 'tap';
 import { Replica } from '../../src/cluster/replica.js';
 import { LockStateMachine } from '../../src/lock/machine.js';
 import { MemoryFs, Wal } from '../../src/storage/index.js';
-import type { Message } from '../../raft/types.js';
+import type { ConfChange } from '../../raft/confchange.js';
+import type { ConfState, Message } from '../../raft/types.js';
 import { mulberry32 } from '../helpers/random.js';
 import { waitFor } from '../helpers/wait.js';
 import { ReplicaNet } from './harness/replica-net.js';
@@ -37,6 +38,38 @@ t.test('single node: a PERSISTENT lock is acknowledged after the WAL append and 
   const info = await second.replica.read((logNow) => second.machine.info('persistent', 'r', logNow));
   t.same(info, { owner: 'a', token: 0n, remainingMs: 4000 }, 'same owner, token and remaining lease (downtime does not count)');
   t.equal(await second.replica.propose({ kind: 'lock', durability: 'persistent', resource: 'r', owner: 'b', ttlMs: 5000 }), null);
+});
+
+t.test('after a restart the committed membership is known before its entries are applied again', async (t) => {
+  const fs = new MemoryFs();
+  const now = 1000;
+  const first = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined);
+  first.replica.campaign();
+  await waitFor(() => first.replica.isServing, () => first.replica.tick(), 'leadership');
+  // One change at a time: the next is refused until the Raft core has seen the last one applied.
+  const change = async (cc: ConfChange): Promise<ConfState> => {
+    for (;;) {
+      try {
+        return await first.replica.changeMembership(cc);
+      } catch (error) {
+        if (!String(error).includes('conf-change-pending')) throw error;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+  };
+  await change({ type: 'addLearner', node: 'n3' });
+  await change({ type: 'removeVoter', node: 'n3' });
+  const added = await change({ type: 'addLearner', node: 'n3' });
+  t.same(added, { voters: ['n1'], learners: ['n3'] });
+  t.same(first.replica.committedMembership, added, 'all applied: the applied membership');
+  first.replica.stop();
+  const second = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined);
+  t.same(second.replica.membership, { voters: ['n1'], learners: [] }, 'applied: the snapshot\'s only, until the log is applied again');
+  t.same(second.replica.committedMembership, added, 'committed: n3 is a learner, not removed as it was halfway through the log');
+  second.replica.campaign();
+  await waitFor(() => second.replica.isLeader && second.replica.membership.learners.length === 1, () => second.replica.tick(), 'the log applied again');
+  t.same(second.replica.committedMembership, added);
+  second.replica.stop();
 });
 
 t.test('three nodes: writes replicate, a follower refuses proposals, the leader serves linearizable reads', async (t) => {
