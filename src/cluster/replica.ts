@@ -85,7 +85,7 @@ export interface ReplicaOptions {
   /** Called when the role or the known leader changes (logged; see onLeadership for what it changes). */
   onRoleChange?: (role: string, leader: NodeId | null, term: number) => void;
   /** Called after the membership changed: a membership entry applied, or a leader's snapshot installed. */
-  onMembership?: (conf: ConfState) => void;
+  onMembership?: () => void;
   /** Called once a snapshot's file is durable: one taken here, or the leader's being installed. */
   onSnapshot?: (snapshot: SnapshotReport) => void;
   /** How far past the lease asked for a raise of the EPHEMERAL horizon reaches (default HORIZON_SLACK_MS). */
@@ -629,7 +629,7 @@ export class Replica {
       this.conf = rd.snapshot.meta.conf;
       this.storage.applySnapshot(rd.snapshot);
       this.storage.releaseData(rd.snapshot.meta.index);
-      this.options.onMembership?.(this.conf);
+      this.options.onMembership?.();
     }
     this.storage.append(rd.entries);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
@@ -741,7 +741,7 @@ export class Replica {
       result = applyCommand(this.options.machine, command);
     } else if (entry.type === 'conf') {
       this.conf = this.raw.applyConfChange(decodeConfChange(entry.data));
-      this.options.onMembership?.(this.conf);
+      this.options.onMembership?.();
     }
     if (trace !== null) trace.applyEndMs = traceNow();
     this.applied = entry.index;

@@ -29,15 +29,7 @@ export interface NodeIdentity {
 export function openDataDir(dataDir: string, nodeId: string, partitions = 1, voters?: readonly string[]): NodeIdentity {
   const founding = voters === undefined ? undefined : [...voters].sort();
   mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, IDENTITY_FILE);
-  let existing: NodeIdentity | undefined;
-  try {
-    existing = JSON.parse(readFileSync(path, 'utf8')) as NodeIdentity;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new Error(`cannot read ${path}: ${(error as Error).message}`);
-    }
-  }
+  let existing = readIdentity(dataDir);
   if (existing !== undefined) {
     if (existing.nodeId !== nodeId) {
       throw new Error(`data directory ${dataDir} belongs to node '${existing.nodeId}', not '${nodeId}' (use --node-id ${existing.nodeId} or another --data-dir)`);
@@ -64,6 +56,17 @@ export function openDataDir(dataDir: string, nodeId: string, partitions = 1, vot
 }
 
 const newIncarnation = (): string => randomBytes(12).toString('hex');
+
+/** The identity file's contents; undefined if there is none yet. */
+function readIdentity(dataDir: string): NodeIdentity | undefined {
+  const path = join(dataDir, IDENTITY_FILE);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as NodeIdentity;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`cannot read ${path}: ${(error as Error).message}`);
+  }
+}
 
 /** Replaces the identity file atomically and durably (write a temporary, fsync it, rename over, fsync the directory). */
 function writeIdentity(dataDir: string, identity: NodeIdentity): void {
@@ -93,15 +96,9 @@ export class DataDirIncarnations implements Incarnations {
 
   /** Undefined if the directory has no identity file with an incarnation (openDataDir was not run on it). */
   static open(dataDir: string): DataDirIncarnations | undefined {
-    let identity: NodeIdentity;
-    try {
-      identity = JSON.parse(readFileSync(join(dataDir, IDENTITY_FILE), 'utf8')) as NodeIdentity;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
-    const { incarnation } = identity;
-    return incarnation === undefined ? undefined : new DataDirIncarnations(dataDir, { ...identity, incarnation });
+    const identity = readIdentity(dataDir);
+    const incarnation = identity?.incarnation;
+    return incarnation === undefined ? undefined : new DataDirIncarnations(dataDir, { ...identity!, incarnation });
   }
 
   get own(): string {
@@ -109,7 +106,8 @@ export class DataDirIncarnations implements Incarnations {
   }
 
   known(peer: string): string | undefined {
-    return Object.hasOwn(this.identity.peers ?? {}, peer) ? this.identity.peers![peer] : undefined;
+    const peers = this.identity.peers;
+    return peers !== undefined && Object.hasOwn(peers, peer) ? peers[peer] : undefined;
   }
 
   remember(peer: string, incarnation: string): void {
