@@ -65,6 +65,8 @@ const sections: Record<string, Section> = {
       ['rejected_connections', stats.rejectedConnections],
       ['expired_keys', sum(ctx, (s) => s.machine.persistent.expiredTotal + s.machine.ephemeral.expiredTotal)],
       ['total_error_replies', stats.totalErrorReplies],
+      ['total_reads_processed', stats.readsProcessed],
+      ['total_writes_processed', stats.writesProcessed],
       ['protocol_errors', stats.protocolErrors],
       ['client_query_buffer_limit_disconnections', stats.queryBufferLimitDisconnections],
       ['client_output_buffer_limit_disconnections', stats.outputBufferLimitDisconnections],

@@ -145,6 +145,9 @@ export interface ServerStats {
   protocolErrors: number;
   netInputBytes: number;
   netOutputBytes: number;
+  /** Reads from and writes to client sockets (INFO total_reads_processed, total_writes_processed). */
+  readsProcessed: number;
+  writesProcessed: number;
   /** Error replies to commands, refused ones included (INFO total_error_replies). */
   totalErrorReplies: number;
   /** Clients closed for sending more than the query buffer limit, or not reading their replies. */

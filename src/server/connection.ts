@@ -13,7 +13,15 @@ interface Slot {
   ctx: CommandContext;
   pending: boolean;
   traces: CommandTrace[] | null;
+  /** The socket read (counted) that the command making the slot pending, its last, came in. */
+  read: number;
+  /** That command blocked (KLOCK ... WAIT): the replies before it are not held for it. */
+  blocking: boolean;
 }
+
+/** Finished replies held back for a pending command of the same read are written anyway beyond these. */
+const HELD_REPLY_BYTES_MAX = 64 * 1024;
+const HELD_SLOTS_MAX = 1024;
 
 /** Marks the replies of a slot's traced commands ready now, those not ready before. */
 function replyReady(traces: readonly CommandTrace[]): void {
@@ -65,6 +73,8 @@ export class Connection implements ClientState {
   /** A command read but held back until the client's pending writes finish. */
   private parked: string[] | null = null;
   private runScheduled = false;
+  /** Counts reads from the socket: the commands run between two reads came together (a pipeline). */
+  private reads = 0;
   private closed = false;
   private paused = false;
   /** What dispatch reports of each command, reused for every one. */
@@ -85,7 +95,7 @@ export class Connection implements ClientState {
     this.lastActiveMs = host.info.clockMs();
     this.decoder = new RequestDecoder({ maxBulkBytes: config.maxBulkBytes, maxArgs: config.maxArgs });
     this.current = { reply: new ReplyWriter(2), client: this, server: host.info };
-    this.slots = [{ ctx: this.current, pending: false, traces: null }];
+    this.slots = [{ ctx: this.current, pending: false, traces: null, read: 0, blocking: false }];
     socket.setNoDelay(true);
     if (config.timeoutSeconds > 0) socket.setTimeout(config.timeoutSeconds * 1000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -108,6 +118,8 @@ export class Connection implements ClientState {
 
   private onData(chunk: Buffer): void {
     this.host.info.stats.netInputBytes += chunk.length;
+    this.host.info.stats.readsProcessed += 1;
+    this.reads += 1;
     this.decoder.push(chunk);
     if (this.decoder.bufferedBytes > this.host.info.config.queryBufferBytesMax) {
       this.host.info.stats.queryBufferLimitDisconnections += 1;
@@ -177,12 +189,15 @@ export class Connection implements ClientState {
     this.inflight += 1;
     const spec = this.outcome.spec;
     const blocking = (pending as { [BLOCKING]?: boolean })[BLOCKING] === true;
+    slot.read = this.reads;
+    slot.blocking = blocking;
     if (blocking) {
+      this.releaseBeforeBlocking(slot);
       this.blocked = true;
       if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(0);
     }
     this.current = { reply: new ReplyWriter(this.proto), client: this, server: this.host.info };
-    this.slots.push({ ctx: this.current, pending: false, traces: null });
+    this.slots.push({ ctx: this.current, pending: false, traces: null, read: 0, blocking: false });
     pending.then(() => {
       if (slot.traces !== null) replyReady(slot.traces);
       // A command that blocked in a wait queue is timed until it blocked: as in Redis, time spent waiting is not its own.
@@ -198,6 +213,24 @@ export class Connection implements ClientState {
       this.host.log.error('command failed', { client: this.id, error: String(error) });
       this.close();
     });
+  }
+
+  /**
+   * The replies already in the slot of a command that blocks leave now, not when it unblocks, as
+   * Redis writes them before a client blocks: they move to a finished slot before it.
+   */
+  private releaseBeforeBlocking(slot: Slot): void {
+    if (slot.ctx.reply.length === 0) return;
+    const ready: Slot = { ctx: { reply: new ReplyWriter(this.proto), client: this, server: this.host.info }, pending: false, traces: null, read: slot.read, blocking: false };
+    ready.ctx.reply.raw(slot.ctx.reply.take());
+    if (slot.traces !== null) {
+      // Traced commands answered already go with their replies; the blocked one (not ready) stays.
+      ready.traces = slot.traces.filter((trace) => trace.replyReadyMs >= 0);
+      slot.traces = slot.traces.filter((trace) => trace.replyReadyMs < 0);
+      if (ready.traces.length === 0) ready.traces = null;
+      if (slot.traces.length === 0) slot.traces = null;
+    }
+    this.slots.splice(this.slots.length - 1, 0, ready);
   }
 
   /**
@@ -231,7 +264,6 @@ export class Connection implements ClientState {
     process.nextTick(() => {
       this.runScheduled = false;
       if (this.closed) return;
-      this.flush();
       this.run();
     });
   }
@@ -247,9 +279,16 @@ export class Connection implements ClientState {
     (slot.traces ??= []).push(trace);
   }
 
-  /** Writes every finished slot's replies, in order, with one socket write. */
+  /**
+   * Writes every finished slot's replies, in order, with one socket write. Finished replies wait
+   * while a command read together with them (one pipeline) is still pending, so that a pipeline
+   * whose commands finish at different times (forwarded to different leaders, or committed in
+   * different batches) is answered with one write rather than one per wave: its client waits for
+   * the last reply anyway. They do not wait for a blocked command, nor beyond HELD_REPLY_BYTES_MAX.
+   */
   private flush(): void {
     if (this.closed) return;
+    if (this.holdsForPipeline()) return;
     let out = '';
     let traces: CommandTrace[] | null = null;
     while (!this.slots[0]!.pending) {
@@ -264,6 +303,7 @@ export class Connection implements ClientState {
     }
     if (out.length > 0) {
       this.host.info.stats.netOutputBytes += out.length;
+      this.host.info.stats.writesProcessed += 1;
       this.socket.write(out, 'latin1');
       if (traces !== null) this.host.tracing?.finishAll(traces, performance.now());
       if (this.socket.writableLength > this.host.info.config.outputBufferBytesMax) {
@@ -275,6 +315,18 @@ export class Connection implements ClientState {
       this.closed = true;
       this.socket.end();
     }
+  }
+
+  /** Whether the finished replies at the head wait for a pending command of the same read. */
+  private holdsForPipeline(): boolean {
+    const slots = this.slots;
+    let held = 0;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      if (slot.pending) return i > 0 && !slot.blocking && slot.read === slots[i - 1]!.read && held <= HELD_REPLY_BYTES_MAX && i <= HELD_SLOTS_MAX;
+      held += slot.ctx.reply.length;
+    }
+    return false;
   }
 
   private protocolError(error: ProtocolError): void {

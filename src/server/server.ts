@@ -105,7 +105,7 @@ export class RaftlockServer implements ConnectionHost {
     this.voters = config.peers === undefined ? [config.nodeId] : [...config.peers.keys()].sort();
     const stats: ServerStats = {
       connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0,
-      protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0,
+      protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0, readsProcessed: 0, writesProcessed: 0,
       totalErrorReplies: 0, queryBufferLimitDisconnections: 0, outputBufferLimitDisconnections: 0,
     };
     const connections = this.connections;

@@ -4,6 +4,7 @@ import { createCluster } from 'redis';
 import { ProcessCluster } from '../../bench/lib/cluster.js';
 import { rmSync } from 'node:fs';
 import { RawClient } from '../helpers/raw-client.js';
+import { partitionOfKey } from '../../src/cluster/slots.js';
 
 // Real clusters of node processes: slower than tap's default per-file limit on a loaded machine.
 t.setTimeout(300_000);
@@ -97,6 +98,21 @@ t.test('three nodes: any node serves any key, leaders spread, CLUSTER commands a
   t.match(infoCluster, /cluster_known_nodes:3\r\ncluster_partitions:6\r\ncluster_partitions_led:2\r\ncluster_partitions_without_leader:0\r\n/);
   t.match(infoCluster, new RegExp(`partition0:leader=${current[0]}\r\n`));
   t.match(await a.call('INFO', 'raft'), /partition5:role=\w+,term=\d+,leader=n\d,.*,log_entries=\d+,voters=n1\|n2\|n3\r\n/);
+
+  // A pipeline whose commands run on all three leaders: n1 answers it with one socket write,
+  // though the replies come back from n2 and n3 at different times.
+  const keys = Array.from({ length: 60 }, (_, i) => `pipe:${i}`);
+  const pipeline = ['n1', 'n2', 'n3'].flatMap((id) => keys.filter((k) => current[partitionOfKey(k, 6)] === id).slice(0, 4));
+  t.equal(pipeline.length, 12, 'four keys of partitions each node leads');
+  const writes = async (): Promise<number> => Number(/total_writes_processed:(\d+)\r\n/.exec((await a.call('INFO', 'stats')) as string)?.[1]);
+  const p = await RawClient.connect(cluster.node('n1').port);
+  t.teardown(() => p.close());
+  const before = await writes();
+  p.send(pipeline.map((k) => `*4\r\n$5\r\nKLOCK\r\n$${k.length}\r\n${k}\r\n$1\r\no\r\n$5\r\n60000\r\n`).join(''));
+  const replies = [];
+  for (let i = 0; i < pipeline.length; i++) replies.push(await p.reply());
+  t.same(replies, pipeline.map(() => 0), 'every lock of the pipeline granted, in order');
+  t.equal(await writes() - before, 2, "the pipeline's twelve replies left in one write (the other is INFO's reply)");
 });
 
 t.test('kill -9 of a leader: the others elect, keep every acknowledged lock, and the node rejoins and takes its share back', async (t) => {

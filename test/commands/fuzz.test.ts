@@ -30,7 +30,7 @@ t.test('random argument lists never throw and always produce exactly one reply',
     clockMs: () => now,
     config: { ...DEFAULT_CONFIG, requirepass: undefined },
     stats: {
-      connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0, protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0,
+      connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0, protocolErrors: 0, netInputBytes: 0, netOutputBytes: 0, readsProcessed: 0, writesProcessed: 0,
       totalErrorReplies: 0, queryBufferLimitDisconnections: 0, outputBufferLimitDisconnections: 0,
     },
     commandStats: new CommandStatsTable(COMMANDS),

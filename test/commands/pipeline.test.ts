@@ -1,5 +1,6 @@
 import t from 'tap';
 import { ephemeralTokenBase, startServer } from '../helpers/server.js';
+import type { RawClient } from '../helpers/raw-client.js';
 
 t.test('pipelined writes and reads reply in order and a client reads its own writes', async (t) => {
   const s = await startServer();
@@ -43,4 +44,33 @@ t.test('pipelined PERSISTENT locks from many clients: one winner per resource, t
     }
   }
   t.equal(winners.size, 50, 'every resource has exactly one owner');
+});
+
+/** A RESP multibulk, to send a pipeline in one write. */
+function multibulk(...args: (string | number)[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join('')}`;
+}
+
+const writesProcessed = async (c: RawClient): Promise<number> => Number(/total_writes_processed:(\d+)\r\n/.exec(String(await c.call('INFO', 'stats')))?.[1]);
+
+t.test('a pipeline read at once is answered with one write; replies before a blocked KLOCK ... WAIT are not held for it', async (t) => {
+  const s = await startServer({ partitions: 4 });
+  t.teardown(s.close);
+  const observer = await s.connect();
+  const c = await s.connect();
+  const before = await writesProcessed(observer);
+  // PERSISTENT writes of four partitions, interleaved with commands answered at once.
+  c.send(Array.from({ length: 16 }, (_, i) => (i % 3 === 2 ? multibulk('PING') : multibulk('KLOCK', `p:${i}`, 'o', 60000))).join(''));
+  const replies = [];
+  for (let i = 0; i < 16; i++) replies.push(await c.reply());
+  t.same(replies, Array.from({ length: 16 }, (_, i) => (i % 3 === 2 ? { ok: 'PONG' } : 0)));
+  t.equal(await writesProcessed(observer) - before, 2, 'one write for the pipeline, one for the first INFO');
+
+  const holder = await s.connect();
+  t.equal(await holder.call('KLOCK', 'w', 'holder', 60000), 0);
+  c.send(multibulk('KLOCK', 'w2', 'o', 60000) + multibulk('PING') + multibulk('KLOCK', 'w', 'o', 60000, 'WAIT', 5000));
+  t.equal(await c.reply(), 0, 'the write before the wait is answered while it waits');
+  t.same(await c.reply(), { ok: 'PONG' });
+  t.equal(await holder.call('KUNLOCK', 'w', 'holder'), 1);
+  t.equal(await c.reply(), 1, 'the waiter gets the lock once it is released');
 });
