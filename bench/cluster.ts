@@ -109,7 +109,7 @@ interface Context {
 
 /** Waits for balanced, stable leaders (and EPHEMERAL readiness); returns them to compare after the run. */
 async function beforeRaftlockRun(ctx: Context, mode: 'PERSISTENT' | 'EPHEMERAL'): Promise<Leadership> {
-  const leadership = await waitForLeadership(ctx.cluster, { balanced: true, stableMs: 1000, timeoutMs: 60_000 });
+  const leadership = await waitForLeadership(ctx.cluster, { balanced: true, preferred: true, stableMs: 1000, timeoutMs: 60_000 });
   if (mode === 'EPHEMERAL') await waitEphemeralReady(ctx.cluster.node(TARGET_NODE).port, ctx.tags, 60_000);
   return leadership;
 }
@@ -292,7 +292,8 @@ function resultsMarkdown(s: Summary, options: Options, invocation: string): stri
     '',
     `raftlock: ${NODES} node processes on loopback (\`node dist/src/server/main.js --node-id nI --port P --cluster-port C --peers n1=...,n2=...,n3=... --data-dir <tmp> --partitions ${options.partitions}\`, ` +
       `started by bench/lib/cluster.ts), ${options.partitions} partitions. Before each raftlock measurement the benchmark waits until all nodes agree on the ` +
-      `leaders, every node leads ${Math.floor(options.partitions / NODES)} or ${Math.ceil(options.partitions / NODES)} partitions and that has held for 1 s; ` +
+      `leaders, every partition is led by its preferred node (partition p by the (p mod ${NODES})-th node, where the cluster moves leaders once all nodes are up: ` +
+      `${TARGET_NODE} leads ${Math.ceil(options.partitions / NODES)} of the ${options.partitions}) and that has held for 1 s, so every run sees the same placement; ` +
       'before an EPHEMERAL measurement also until every partition grants EPHEMERAL locks. ' +
       `Every client connects to ${TARGET_NODE}, which runs the commands of the partitions it leads and forwards the others to their leaders (one hop).`,
     '',
@@ -375,7 +376,7 @@ async function main(): Promise<void> {
   let summary: Summary;
   try {
     cluster = await ProcessCluster.start({ nodes: NODES, partitions: options.partitions });
-    const leadership = await waitForLeadership(cluster, { balanced: true, stableMs: 2000, timeoutMs: 60_000 });
+    const leadership = await waitForLeadership(cluster, { balanced: true, preferred: true, stableMs: 2000, timeoutMs: 60_000 });
     console.log(`raftlock up: leaders ${leadership.leaders.join(',')}; clients use ${TARGET_NODE} (port ${cluster.node(TARGET_NODE).port})`);
     etcd = await EtcdCluster.start({ members: NODES });
     console.log(`etcd up: ${etcd.endpoints.join(' ')}; clients use ${etcd.endpoints[0]}`);

@@ -16,7 +16,7 @@ import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRaftlock } from './lib/pro
 import { runRedisBenchmarkOrErrorReply } from './lib/redis-benchmark.js';
 import { cpuMeter, otherCpuMeter } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtRatio, loadFact, machineFacts, writeSection } from './lib/report.js';
-import { median } from './lib/stats.js';
+import { median, roundOrder } from './lib/stats.js';
 import { positiveInt, quickPicker } from './lib/args.js';
 import { OtlpReceiver } from './lib/otlp-receiver.js';
 import { traceArgs, tracingProblem } from './lib/tracing.js';
@@ -91,7 +91,7 @@ function parseOptions(argv: string[]): Options {
   const program = new Command()
     .name('npm run bench:trace-overhead --')
     .description('throughput with tracing off, on at 1% and 100% sampling, and without the tracing code, round-robin; medians and ratios to off')
-    .option('--rounds <n>', 'rounds; each measures every variant once, in an order that rotates', positiveInt, 5)
+    .option('--rounds <n>', 'rounds; each measures every variant once, in an order that rotates, every second round backwards', positiveInt, 6)
     .option('--requests <n>', 'requests per measurement (redis-benchmark -n)', positiveInt, 200_000)
     .option('--partitions <n>', 'partitions of the cluster workload', positiveInt, 8)
     .option('--without <dir>', 'a checkout without the tracing code, built (npm ci && npm run build): runs node DIR/dist/src/server/main.js')
@@ -182,7 +182,7 @@ async function measureAll(options: Options, receiver: OtlpReceiver): Promise<Sam
   // The SDK's defaults otherwise (5 s batches, a 2048-span queue): what a user who sets only the endpoint gets.
   const tracedEnv = receiver.env();
   for (let round = 1; round <= options.rounds; round++) {
-    const order = variants.map((_, i) => variants[(i + round - 1) % variants.length]!);
+    const order = roundOrder(variants, round);
     for (const v of order) {
       const env = v.traced ? tracedEnv : {};
       for (const [w, run] of [...await measureCluster(v, env, options, receiver), ...await measureSingle(v, env, options, receiver)]) {
@@ -282,7 +282,7 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
     '',
     `Workloads, each with redis-benchmark \`-c ${CLIENTS} -n ${options.requests} -r ${KEYSPACE}\`: KLOCK PERSISTENT with \`-P 16\` through ${TARGET_NODE} of a fresh ${NODES}-node cluster ` +
       `(${options.partitions} partitions, every partition led by its preferred node), and SET NX PX and KLOCK PERSISTENT unpipelined against a fresh single node. Every measurement follows a warm-up run of a tenth ` +
-      'of the requests on other keys. Each round starts every variant\'s processes afresh, one variant after the other, in an order that rotates each round; ' +
+      'of the requests on other keys. Each round starts every variant\'s processes afresh, one variant after the other, in an order that every second round reverses and that rotates every two rounds (so that over each pair of rounds every variant has the same mean position); ' +
       `${options.rounds} round(s); medians over the runs that count (no error reply; in the cluster no leader or term change during the run). ` +
       `Target: 1% sampling ≥ ${SAMPLED_TARGET}× off; off within noise of the build without tracing (|off/without − 1| no larger than the round-to-round spread, max/min − 1, of either).`,
     '',
