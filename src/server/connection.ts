@@ -15,8 +15,11 @@ interface Slot {
   traces: CommandTrace[] | null;
   /** The socket read (counted) that the command making the slot pending, its last, came in. */
   read: number;
-  /** That command blocked (KLOCK ... WAIT): the replies before it are not held for it. */
-  blocking: boolean;
+}
+
+/** A slot taking the replies of the commands run from now on. */
+function openSlot(ctx: CommandContext, read = 0): Slot {
+  return { ctx, pending: false, traces: null, read };
 }
 
 /** Finished replies held back for a pending command of the same read are written anyway beyond these. */
@@ -94,8 +97,8 @@ export class Connection implements ClientState {
     this.createdAtMs = host.info.wallClockMs();
     this.lastActiveMs = host.info.clockMs();
     this.decoder = new RequestDecoder({ maxBulkBytes: config.maxBulkBytes, maxArgs: config.maxArgs });
-    this.current = { reply: new ReplyWriter(2), client: this, server: host.info };
-    this.slots = [{ ctx: this.current, pending: false, traces: null, read: 0, blocking: false }];
+    this.current = this.newContext();
+    this.slots = [openSlot(this.current)];
     socket.setNoDelay(true);
     if (config.timeoutSeconds > 0) socket.setTimeout(config.timeoutSeconds * 1000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -190,14 +193,13 @@ export class Connection implements ClientState {
     const spec = this.outcome.spec;
     const blocking = (pending as { [BLOCKING]?: boolean })[BLOCKING] === true;
     slot.read = this.reads;
-    slot.blocking = blocking;
     if (blocking) {
       this.releaseBeforeBlocking(slot);
       this.blocked = true;
       if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(0);
     }
-    this.current = { reply: new ReplyWriter(this.proto), client: this, server: this.host.info };
-    this.slots.push({ ctx: this.current, pending: false, traces: null, read: 0, blocking: false });
+    this.current = this.newContext();
+    this.slots.push(openSlot(this.current));
     pending.then(() => {
       if (slot.traces !== null) replyReady(slot.traces);
       // A command that blocked in a wait queue is timed until it blocked: as in Redis, time spent waiting is not its own.
@@ -215,13 +217,17 @@ export class Connection implements ClientState {
     });
   }
 
+  private newContext(): CommandContext {
+    return { reply: new ReplyWriter(this.proto), client: this, server: this.host.info };
+  }
+
   /**
    * The replies already in the slot of a command that blocks leave now, not when it unblocks, as
    * Redis writes them before a client blocks: they move to a finished slot before it.
    */
   private releaseBeforeBlocking(slot: Slot): void {
     if (slot.ctx.reply.length === 0) return;
-    const ready: Slot = { ctx: { reply: new ReplyWriter(this.proto), client: this, server: this.host.info }, pending: false, traces: null, read: slot.read, blocking: false };
+    const ready = openSlot(this.newContext(), slot.read);
     ready.ctx.reply.raw(slot.ctx.reply.take());
     if (slot.traces !== null) {
       // Traced commands answered already go with their replies; the blocked one (not ready) stays.
@@ -317,13 +323,17 @@ export class Connection implements ClientState {
     }
   }
 
-  /** Whether the finished replies at the head wait for a pending command of the same read. */
+  /**
+   * Whether the finished replies at the head wait for a pending command of the same read. Never
+   * while the client is blocked: its blocking command is its last pending one.
+   */
   private holdsForPipeline(): boolean {
+    if (this.blocked) return false;
     const slots = this.slots;
     let held = 0;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
-      if (slot.pending) return i > 0 && !slot.blocking && slot.read === slots[i - 1]!.read && held <= HELD_REPLY_BYTES_MAX && i <= HELD_SLOTS_MAX;
+      if (slot.pending) return i > 0 && slot.read === slots[i - 1]!.read && held <= HELD_REPLY_BYTES_MAX && i <= HELD_SLOTS_MAX;
       held += slot.ctx.reply.length;
     }
     return false;
