@@ -3,7 +3,7 @@
  * of the voters; learners get progress (the leader replicates to them) but
  * never count toward a quorum.
  */
-import { assert } from './errors.js';
+import { assert, RaftInvariantError } from './errors.js';
 import { Progress, type Clock } from './progress.js';
 import type { ConfState, NodeId } from './types.js';
 
@@ -11,6 +11,8 @@ export type VoteResult = 'won' | 'lost' | 'pending';
 
 export class ProgressTracker {
   voters = new Set<NodeId>();
+  /** The voters as an array (the leader iterates them on every commit and lease check). */
+  private voterList: NodeId[] = [];
   learners = new Set<NodeId>();
   readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
@@ -42,6 +44,7 @@ export class ProgressTracker {
   setConf(conf: ConfState, nextIndex: number, now: Clock): void {
     assert(conf.voters.every((v) => !conf.learners.includes(v)), 'a node is both voter and learner');
     this.voters = new Set(conf.voters);
+    this.voterList = [...this.voters];
     this.learners = new Set(conf.learners);
     for (const id of [...this.progress.keys()]) {
       if (!this.voters.has(id) && !this.learners.has(id)) this.progress.delete(id);
@@ -73,16 +76,19 @@ export class ProgressTracker {
    * from `valueOf`, sorted descending, the quorum-th. With values = match
    * indexes this is the commit point.
    */
-  quorumValue(valueOf: (id: NodeId, pr: Progress) => number): number {
-    assert(this.voters.size > 0, 'no voters');
+  quorumValue<T>(valueOf: (id: NodeId, pr: Progress, arg: T) => number, arg: T): number {
+    const voters = this.voterList;
+    assert(voters.length > 0, 'no voters');
     // The leader asks on every commit and lease check: an insertion sort into
-    // a reused array (a handful of voters) allocates nothing, unlike sort().
+    // a reused array (a handful of voters) allocates nothing, unlike sort(),
+    // and neither does valueOf when it is a function of its arguments only.
     const values = this.scratch;
     let n = 0;
-    for (const id of this.voters) {
+    for (let v = 0; v < voters.length; v++) {
+      const id = voters[v]!;
       const pr = this.progress.get(id);
-      assert(pr !== undefined, () => `voter ${id} has no progress`);
-      const value = valueOf(id, pr);
+      if (pr === undefined) throw new RaftInvariantError(`voter ${id} has no progress`);
+      const value = valueOf(id, pr, arg);
       let i = n++;
       for (; i > 0 && values[i - 1]! < value; i--) values[i] = values[i - 1]!;
       values[i] = value;

@@ -44,6 +44,8 @@ const EMPTY = Buffer.alloc(0);
 const MIN_STORE_BYTES = 4096;
 /** Bytes pulled from the next chunk to finish a split line; a header fits. */
 const MIN_STEP_BYTES = 256;
+/** The argument scratch array is dropped after a command with more arguments than this. */
+const ARGS_SCRATCH_MAX = 64;
 /** Arguments up to this long are built in JS: cheaper than a native latin1Slice() call. */
 const SHORT_ARG_BYTES = 12;
 /** Marks an empty command (`*0`, `*-1`, a blank inline line), which Redis skips silently. */
@@ -68,7 +70,9 @@ export class RequestDecoder {
   /** Bytes after `pos` already searched for the awaited line end, so a trickling line is scanned once. */
   private scanned = 0;
   /** The multibulk command being read: its arguments, how many are still due, the current bulk's length (-1: header next). */
-  private args: string[] = [];
+  /** The current command's arguments so far (argc of them): reused, copied out at its end. */
+  private readonly args: string[] = [];
+  private argc = 0;
   private argsLeft = 0;
   private bulkLen = -1;
   /** Bytes of the unfinished command already consumed from the buffers (they still count as buffered). */
@@ -165,12 +169,17 @@ export class RequestDecoder {
       }
       const arg = this.readBody(this.bulkLen);
       if (arg === null) return null;
-      this.args.push(arg);
+      this.args[this.argc++] = arg;
       this.bulkLen = -1;
       this.argsLeft -= 1;
     }
-    const args = this.args;
-    this.args = [];
+    // An array of exactly argc elements, where pushing onto a new one would grow it to 17.
+    const scratch = this.args;
+    const args = scratch.slice(0, this.argc);
+    // Not kept alive by the decoder (a large value could be).
+    for (let i = 0; i < this.argc; i++) scratch[i] = '';
+    if (scratch.length > ARGS_SCRATCH_MAX) scratch.length = 0;
+    this.argc = 0;
     this.inline = false;
     return args;
   }
@@ -367,7 +376,8 @@ export class RequestDecoder {
     this.pendingHead = 0;
     this.pendingBytes = 0;
     this.partialBytes = 0;
-    this.args = [];
+    this.args.length = 0;
+    this.argc = 0;
     return error;
   }
 }

@@ -239,11 +239,21 @@ interface Queued extends Outgoing {
   request?: PendingRequest;
 }
 
-interface PendingRequest extends RequestHandle {
-  conn: Conn;
-  /** Its queue entry until flushed; then the request may have reached the peer. */
-  queued: Queued | null;
-  sink: ReplySink;
+/** A forwarded request, which is also its own send-queue entry (one object less per request). */
+class PendingRequest implements RequestHandle, Queued {
+  readonly bytes = EMPTY;
+  readonly item = false;
+  readonly request: PendingRequest = this;
+  /** Its queue entry (itself) until flushed; then the request may have reached the peer. */
+  queued: Queued | null = this;
+
+  constructor(
+    readonly id: number,
+    readonly conn: Conn,
+    readonly sink: ReplySink,
+    readonly frame: LazyFrame,
+    readonly size: number,
+  ) {}
 }
 
 interface Serving {
@@ -374,7 +384,7 @@ export class PeerTransport {
       return null;
     }
     const id = link.nextRequestId;
-    const frame: LazyFrame = trace === undefined ? { kind: 'request', id, proto, argv } : { kind: 'request', id, proto, argv, trace };
+    const frame: LazyFrame = { kind: 'request', id, proto, argv, trace };
     const size = lazyFrameSize(frame);
     let refused: string | null = null;
     if (size - 4 > this.opts.frameBytesMax) refused = `request of ${size} bytes exceeds a frame`;
@@ -384,10 +394,9 @@ export class PeerTransport {
       return null;
     }
     link.nextRequestId++;
-    const pending: PendingRequest = { id, conn: link, queued: null, sink };
-    pending.queued = { bytes: EMPTY, item: false, frame, size, request: pending };
+    const pending = new PendingRequest(id, link, sink, frame, size);
     link.requests.set(id, pending);
-    this.enqueue(peer, pending.queued);
+    this.enqueue(peer, pending);
     return pending;
   }
 
@@ -671,14 +680,18 @@ export class PeerTransport {
     if (conn.serving.has(id)) return this.opts.logger.debug('duplicate forwarded request id ignored', { peer: peer.id, id });
     this.counters.requestsReceived++;
     const serving: Serving = { state: 'running', cancel: null };
-    conn.serving.set(id, serving);
     const respond = (reply: string): void => this.respond(conn, id, serving, reply);
     if (this.opts.onRequest === undefined) return respond(NOT_SERVED);
     const cancel = this.opts.onRequest(peer.id, frame, respond);
-    if (typeof cancel !== 'function') return;
-    if (serving.state === 'running') serving.cancel = cancel;
+    // Answered at once, as most commands are: it never needs to be found again.
+    if (serving.state !== 'running') return;
+    serving.cancel = typeof cancel === 'function' ? cancel : null;
+    if (peer.link === conn) {
+      conn.serving.set(id, serving);
+      return;
+    }
     // The link closed while onRequest ran: the hook is due at once.
-    else if (serving.state === 'cancelled') this.cancelServing(peer, { state: 'running', cancel });
+    this.cancelServing(peer, serving);
   }
 
   private respond(conn: Conn, id: number, serving: Serving, reply: string): void {

@@ -248,20 +248,20 @@ class Writer {
   }
 }
 
+/** Reads buf[at, limit). */
 class Reader {
-  private at = 0;
   private readonly buf: Buffer;
 
-  constructor(buf: Uint8Array) {
+  constructor(buf: Uint8Array, private at = 0, private readonly limit = buf.length) {
     this.buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   get remaining(): number {
-    return this.buf.length - this.at;
+    return this.limit - this.at;
   }
 
   u8(what: string): number {
-    if (this.at >= this.buf.length) throw malformed(`truncated at ${what}`);
+    if (this.at >= this.limit) throw malformed(`truncated at ${what}`);
     return this.buf[this.at++]!;
   }
 
@@ -604,8 +604,8 @@ export function encodeFrame(frame: Frame): Buffer {
 }
 
 /** Decodes one frame's body: everything after the length field. */
-export function decodeFrameBody(body: Uint8Array): Frame {
-  const r = new Reader(body);
+export function decodeFrameBody(body: Uint8Array, start = 0, end = body.length): Frame {
+  const r = new Reader(body, start, end);
   const version = r.u8('version');
   if (version !== WIRE_VERSION) throw malformed(`unsupported wire version ${version} (this node speaks ${WIRE_VERSION})`);
   const code = r.u8('frame kind');
@@ -623,8 +623,9 @@ function readRequest(r: Reader, traced: boolean): Frame {
   const trace = traced ? readTraceContext(r) : undefined;
   const argc = r.count('argument count', 1);
   if (argc === 0) throw malformed('a request without arguments');
-  const argv: string[] = [];
-  for (let i = argc; i > 0; i--) argv.push(r.latin1('argument'));
+  // Filled by index: an array pushed onto grows to 17 elements.
+  const argv = new Array<string>(argc);
+  for (let i = 0; i < argc; i++) argv[i] = r.latin1('argument');
   return trace === undefined ? { kind: 'request', id, proto, argv } : { kind: 'request', id, proto, argv, trace };
 }
 
@@ -709,9 +710,17 @@ export class FrameDecoder {
           this.need = n;
         }
         if (this.buffered < this.need) break;
-        const body = this.take(this.need);
+        const n = this.need;
         this.need = -1;
-        frames.push(decodeFrameBody(body));
+        const first = this.chunks[0]!;
+        if (first.length - this.head >= n) {
+          // Read in place: a frame copies what it keeps (see Reader), so no view of the chunk is needed.
+          const head = this.head;
+          this.advance(first, n);
+          frames.push(decodeFrameBody(first, head, head + n));
+        } else {
+          frames.push(decodeFrameBody(this.take(n)));
+        }
       }
     } catch (err) {
       this.failed = err instanceof WireError ? err : malformed(String(err));

@@ -1,4 +1,4 @@
-import type { CommandContext, CommandSpec } from './spec.js';
+import type { CommandContext, CommandSpec, Pending } from './spec.js';
 import { parseArgs, parseInteger } from './syntax.js';
 import { COMMANDS, buildTable, type CommandEntry } from './table.js';
 import { NOAUTH } from './auth-common.js';
@@ -26,7 +26,7 @@ const UNOBSERVED: DispatchOutcome = { spec: null, refused: null };
  * Redis's order, then the handler. Exactly one reply is written (now, or when
  * the returned promise settles); a refusal is always written now.
  */
-export function dispatch(ctx: CommandContext, argv: string[], outcome: DispatchOutcome = UNOBSERVED): void | Promise<void> {
+export function dispatch(ctx: CommandContext, argv: string[], outcome: DispatchOutcome = UNOBSERVED): void | Pending {
   const name = argv[0]!;
   const top = TABLE.get(name) ?? TABLE.get(name.toLowerCase());
   outcome.spec = null;

@@ -89,7 +89,7 @@ export interface ServerInfo {
    * Runs argv on the node leading the partition when that is another node, writing its RESP
    * reply (or an error) to out and resolving then; undefined when it runs here.
    */
-  forward?(partition: number, argv: string[], client: ClientState, out: ReplyWriter): Promise<void> | undefined;
+  forward?(partition: number, argv: string[], client: ClientState, out: ReplyWriter): Pending | undefined;
   /** The cluster as CLUSTER commands describe it (absent on a single node). */
   readonly cluster?: ClusterView;
 }
@@ -168,8 +168,43 @@ export interface CommandContext {
  */
 export const BLOCKING: unique symbol = Symbol('blocking');
 
+/**
+ * The end of a command that answers later, lighter than a Promise: no microtask, no resolving
+ * functions, no derived promise. Whoever completes it calls complete() once its reply is written;
+ * the listeners run then, synchronously (at once if it completed already). It never fails. It is
+ * also awaitable (then) for callers that want a Promise.
+ */
+export class Completion implements PromiseLike<void> {
+  [BLOCKING]?: boolean;
+  private completed = false;
+  private listeners: (() => void) | (() => void)[] | null = null;
+
+  /** Runs fn once complete: now if it is already. */
+  onComplete(fn: () => void): void {
+    if (this.completed) return fn();
+    const listeners = this.listeners;
+    this.listeners = listeners === null ? fn : typeof listeners === 'function' ? [listeners, fn] : [...listeners, fn];
+  }
+
+  protected complete(): void {
+    if (this.completed) return;
+    this.completed = true;
+    const listeners = this.listeners;
+    this.listeners = null;
+    if (typeof listeners === 'function') listeners();
+    else if (listeners !== null) for (const fn of listeners) fn();
+  }
+
+  then<A = void, B = never>(onFulfilled?: ((value: void) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    return new Promise<void>((resolve) => this.onComplete(resolve)).then(onFulfilled, onRejected);
+  }
+}
+
+/** What an asynchronous command returns: it settles (completes) after its reply is written. */
+export type Pending = Promise<void> | Completion;
+
 /** A handler writes exactly one reply; an asynchronous one returns a promise that settles after writing it. */
-export type Handler = (ctx: CommandContext, argv: string[], parsed: ParsedArgs) => void | Promise<void>;
+export type Handler = (ctx: CommandContext, argv: string[], parsed: ParsedArgs) => void | Pending;
 
 export interface CommandSpec {
   /** Lower-case name; subcommands are named 'container|sub' like Redis. */

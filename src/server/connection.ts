@@ -3,24 +3,42 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { RequestDecoder, ProtocolError } from '../../resp/decoder.js';
 import { ReplyWriter } from '../../resp/encoder.js';
-import { BLOCKING, type ClientState, type CommandContext, type CommandSpec, type ServerInfo } from '../commands/spec.js';
+import { BLOCKING, Completion, type ClientState, type CommandContext, type CommandSpec, type ServerInfo } from '../commands/spec.js';
 import { dispatch, pipelinable, type DispatchOutcome } from '../commands/dispatch.js';
+import type { Pending } from '../commands/spec.js';
 import type { CommandStats, Refusal } from '../stats/command-stats.js';
 import type { Logger } from './log.js';
 import { activeTrace, type CommandTrace, type Tracing } from '../trace/trace.js';
 
-interface Slot {
-  ctx: CommandContext;
-  pending: boolean;
-  traces: CommandTrace[] | null;
+/**
+ * The replies of a run of commands, in order; it waits (pending) for the last of them when that
+ * answers later. A connection keeps finished slots for reuse (with their writer and callbacks):
+ * a pipelined client makes one per command that waits for the log.
+ */
+class Slot {
+  pending = false;
+  /** The sampled commands whose replies the slot holds; null: none. */
+  traces: CommandTrace[] | null = null;
   /** The socket read (counted) that the command making the slot pending, its last, came in. */
-  read: number;
+  read = 0;
+  // The pending command, while pending.
+  spec: CommandSpec | null = null;
+  argv: string[] = NO_ARGV;
+  /** The writer's error count before the command. */
+  errors = 0;
+  startedMs = 0;
+  dispatchedMs = 0;
+  blocking = false;
+  /** The pending command settled; bound once, the slot being reused. */
+  readonly done = (): void => this.owner.slotDone(this);
+  readonly failed = (error: unknown): void => this.owner.slotFailed(error);
+
+  constructor(readonly ctx: CommandContext, private readonly owner: Connection) {}
 }
 
-/** A slot taking the replies of the commands run from now on. */
-function openSlot(ctx: CommandContext, read = 0): Slot {
-  return { ctx, pending: false, traces: null, read };
-}
+const NO_ARGV: string[] = [];
+/** Finished slots a connection keeps for reuse. */
+const FREE_SLOTS_MAX = 64;
 
 /** Finished replies held back for a pending command of the same read are written anyway beyond these. */
 const HELD_REPLY_BYTES_MAX = 64 * 1024;
@@ -70,6 +88,8 @@ export class Connection implements ClientState {
    * the sampled commands whose replies the slot holds (null: none).
    */
   private readonly slots: Slot[];
+  /** Finished slots for reuse. */
+  private readonly free: Slot[] = [];
   private current: CommandContext;
   /** Commands whose reply waits (writes in the log, a blocked KLOCK ... WAIT). */
   private inflight = 0;
@@ -97,8 +117,9 @@ export class Connection implements ClientState {
     this.createdAtMs = host.info.wallClockMs();
     this.lastActiveMs = host.info.clockMs();
     this.decoder = new RequestDecoder({ maxBulkBytes: config.maxBulkBytes, maxArgs: config.maxArgs });
-    this.current = this.newContext();
-    this.slots = [openSlot(this.current)];
+    const first = new Slot({ reply: new ReplyWriter(this.proto), client: this, server: host.info }, this);
+    this.current = first.ctx;
+    this.slots = [first];
     socket.setNoDelay(true);
     if (config.timeoutSeconds > 0) socket.setTimeout(config.timeoutSeconds * 1000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -186,39 +207,71 @@ export class Connection implements ClientState {
    * The current slot's reply becomes the pending command's; later replies go
    * to a new slot. `errors`: the slot writer's error count before the command.
    */
-  private startAsync(pending: Promise<void>, argv: string[], errors: number, startedMs: number, dispatchedMs: number): void {
+  private startAsync(pending: Pending, argv: string[], errors: number, startedMs: number, dispatchedMs: number): void {
     const slot = this.slots[this.slots.length - 1]!;
     slot.pending = true;
     this.inflight += 1;
-    const spec = this.outcome.spec;
+    slot.spec = this.outcome.spec;
+    slot.argv = argv;
+    slot.errors = errors;
+    slot.startedMs = startedMs;
+    slot.dispatchedMs = dispatchedMs;
     const blocking = (pending as { [BLOCKING]?: boolean })[BLOCKING] === true;
+    slot.blocking = blocking;
     slot.read = this.reads;
     if (blocking) {
       this.releaseBeforeBlocking(slot);
       this.blocked = true;
       if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(0);
     }
-    this.current = this.newContext();
-    this.slots.push(openSlot(this.current));
-    pending.then(() => {
-      if (slot.traces !== null) replyReady(slot.traces);
-      // A command that blocked in a wait queue is timed until it blocked: as in Redis, time spent waiting is not its own.
-      this.commandDone(spec, null, argv, slot.ctx.reply.errors - errors, (blocking ? dispatchedMs : performance.now()) - startedMs);
-      slot.pending = false;
-      this.inflight -= 1;
-      if (blocking) {
-        this.blocked = false;
-        if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(this.host.info.config.timeoutSeconds * 1000);
-      }
-      this.scheduleRun();
-    }, (error: unknown) => {
-      this.host.log.error('command failed', { client: this.id, error: String(error) });
-      this.close();
-    });
+    const next = this.openSlot(0);
+    this.current = next.ctx;
+    this.slots.push(next);
+    if (pending instanceof Completion) pending.onComplete(slot.done);
+    else pending.then(slot.done, slot.failed);
   }
 
-  private newContext(): CommandContext {
-    return { reply: new ReplyWriter(this.proto), client: this, server: this.host.info };
+  /** A slot's pending command settled: its reply is in the slot. */
+  slotDone(slot: Slot): void {
+    if (slot.traces !== null) replyReady(slot.traces);
+    const blocking = slot.blocking;
+    // A command that blocked in a wait queue is timed until it blocked: as in Redis, time spent waiting is not its own.
+    this.commandDone(slot.spec, null, slot.argv, slot.ctx.reply.errors - slot.errors, (blocking ? slot.dispatchedMs : performance.now()) - slot.startedMs);
+    slot.pending = false;
+    slot.argv = NO_ARGV;
+    this.inflight -= 1;
+    if (blocking) {
+      this.blocked = false;
+      if (this.host.info.config.timeoutSeconds > 0) this.socket.setTimeout(this.host.info.config.timeoutSeconds * 1000);
+    }
+    this.scheduleRun();
+  }
+
+  slotFailed(error: unknown): void {
+    this.host.log.error('command failed', { client: this.id, error: String(error) });
+    this.close();
+  }
+
+  /** A slot taking the replies of the commands run from now on: a reused one if there is. */
+  private openSlot(read: number): Slot {
+    const slot = this.free.pop();
+    if (slot === undefined) {
+      const fresh = new Slot({ reply: new ReplyWriter(this.proto), client: this, server: this.host.info }, this);
+      fresh.read = read;
+      return fresh;
+    }
+    slot.ctx.reply.proto = this.proto;
+    slot.ctx.reply.errors = 0;
+    slot.read = read;
+    return slot;
+  }
+
+  /** A slot whose replies were written. */
+  private recycle(slot: Slot): void {
+    slot.traces = null;
+    slot.spec = null;
+    slot.blocking = false;
+    if (this.free.length < FREE_SLOTS_MAX) this.free.push(slot);
   }
 
   /**
@@ -227,7 +280,7 @@ export class Connection implements ClientState {
    */
   private releaseBeforeBlocking(slot: Slot): void {
     if (slot.ctx.reply.length === 0) return;
-    const ready = openSlot(this.newContext(), slot.read);
+    const ready = this.openSlot(slot.read);
     ready.ctx.reply.raw(slot.ctx.reply.take());
     if (slot.traces !== null) {
       // Traced commands answered already go with their replies; the blocked one (not ready) stays.
@@ -305,7 +358,7 @@ export class Connection implements ClientState {
         slot.traces = null;
       }
       if (this.slots.length === 1) break;
-      this.slots.shift();
+      this.recycle(this.slots.shift()!);
     }
     if (out.length > 0) {
       this.host.info.stats.netOutputBytes += out.length;

@@ -14,7 +14,7 @@ import type { ConfChange } from '../../raft/confchange.js';
 import { errorReply } from '../commands/respond.js';
 import { ReplyWriter } from '../../resp/encoder.js';
 import { dispatch } from '../commands/dispatch.js';
-import type { ClusterView } from '../commands/spec.js';
+import { Completion, type ClusterView, type Pending } from '../commands/spec.js';
 import { SnapshotStore, Wal, nodeFs } from '../storage/index.js';
 import { partitionOfKey } from '../cluster/slots.js';
 import type { ClientState, CommandSpec, ServerInfo, ServerStats } from '../commands/spec.js';
@@ -471,7 +471,7 @@ export class RaftlockServer implements ConnectionHost {
    * ELECTION_WAIT_TIMEOUTS election timeouts for an election; still none: -TRYAGAIN.
    * undefined: this node leads.
    */
-  private forward(partition: number, argv: string[], client: ClientState, out: ReplyWriter): Promise<void> | undefined {
+  private forward(partition: number, argv: string[], client: ClientState, out: ReplyWriter): Pending | undefined {
     const leader = this.reachableLeader(partition);
     if (leader === this.config.nodeId) return undefined;
     if (leader !== null) return this.forwardTo(leader, partition, argv, client, out);
@@ -490,20 +490,19 @@ export class RaftlockServer implements ConnectionHost {
    * that black-holes bytes stays open), so the request is given up with
    * -TRYAGAIN, saying the command may have run. When the client closes, its requests are cancelled.
    */
-  private forwardTo(leader: string, partition: number, argv: string[], client: ClientState, out: ReplyWriter): Promise<void> {
+  private forwardTo(leader: string, partition: number, argv: string[], client: ClientState, out: ReplyWriter): Forwarded {
     // Dispatch forwards a traced command synchronously, while its trace is the active one.
     const trace = activeTrace.current;
     if (trace !== null) trace.partition = partition;
-    return new Promise<void>((resolve) => {
-      const call = new Forwarded(this.transport!, partition, leader, client, out, resolve, trace);
-      call.handle = this.transport!.forward(leader, argv, client.proto, call, trace?.startForward(leader));
-      if (call.handle !== null && !this.forwardingClients.has(client)) {
-        this.forwardingClients.add(client);
-        client.onClose.add(() => this.eachForwarded((f) => {
-          if (f.client === client) f.cancel();
-        }));
-      }
-    });
+    const call = new Forwarded(this.transport!, partition, leader, client, out, trace);
+    call.handle = this.transport!.forward(leader, argv, client.proto, call, trace?.startForward(leader));
+    if (call.handle !== null && !this.forwardingClients.has(client)) {
+      this.forwardingClients.add(client);
+      client.onClose.add(() => this.eachForwarded((f) => {
+        if (f.client === client) f.cancel();
+      }));
+    }
+    return call;
   }
 
   /** Calls fn with every forwarded command waiting for its reply (fn may end it). */
@@ -547,17 +546,19 @@ export class RaftlockServer implements ConnectionHost {
       };
       activeTrace.current = trace;
     }
-    const ran = this.runHere(argv, proto, client);
+    // runCommand() inlined: one promise reaction less for a command that waits for the log.
+    const ctx = { reply: new ReplyWriter(proto), client, server: this.info };
+    const pending = dispatch(ctx, argv);
     activeTrace.current = null;
-    if (typeof ran === 'string') {
-      respond(ran);
+    if (pending === undefined) {
+      respond(ctx.reply.take());
       return undefined;
     }
     let done = false;
-    ran.then((reply) => {
+    pending.then(() => {
       done = true;
-      respond(reply);
-    }, (error: Error) => respond(`-ERR ${error.message.replace(/[\r\n]/g, ' ')}\r\n`));
+      respond(ctx.reply.take());
+    }, (error: unknown) => respond(`-ERR ${(error as Error).message.replace(/[\r\n]/g, ' ')}\r\n`));
     return () => {
       if (done) return;
       client.close();
@@ -768,7 +769,7 @@ class Partition implements Replicator {
  * up (-TRYAGAIN) once its partition's leader is no longer the one it went to; cancelled on the
  * leader when its client disconnects. The transport holds it while the request is out.
  */
-class Forwarded implements ReplySink {
+class Forwarded extends Completion implements ReplySink {
   handle: RequestHandle | null = null;
 
   constructor(
@@ -777,20 +778,21 @@ class Forwarded implements ReplySink {
     readonly leader: string,
     readonly client: ClientState,
     private readonly out: ReplyWriter,
-    private readonly done: () => void,
     private readonly trace: CommandTrace | null,
-  ) {}
+  ) {
+    super();
+  }
 
   reply(reply: string): void {
     this.trace?.endForward();
     this.out.raw(reply);
-    this.done();
+    this.complete();
   }
 
   fail(error: PeerUnavailableError): void {
     this.trace?.endForward(error.message);
     this.out.error(errorReply(error));
-    this.done();
+    this.complete();
   }
 
   /** The leader changed: the reply may never come. */
@@ -798,7 +800,7 @@ class Forwarded implements ReplySink {
     this.cancel();
     this.trace?.endForward();
     this.out.raw(LEADER_MOVED_REPLY);
-    this.done();
+    this.complete();
   }
 
   /** The reply is no longer wanted (its client closed). */

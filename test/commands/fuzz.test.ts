@@ -58,7 +58,7 @@ t.test('random argument lists never throw and always produce exactly one reply',
     if (argv[0] === 'quit' || argv[0] === 'reset' || argv[0] === 'hello') argv[0] = 'ping';
     const extra = Math.floor(random() * 6);
     for (let j = 0; j < extra; j++) argv.push(WORDS[Math.floor(random() * WORDS.length)]!);
-    let pending: void | Promise<void>;
+    let pending: ReturnType<typeof dispatch>;
     try {
       pending = dispatch(ctx, argv);
     } catch (error) {

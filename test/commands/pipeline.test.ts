@@ -74,3 +74,28 @@ t.test('a pipeline read at once is answered with one write; replies before a blo
   t.equal(await holder.call('KUNLOCK', 'w', 'holder'), 1);
   t.equal(await c.reply(), 1, 'the waiter gets the lock once it is released');
 });
+
+t.test('replies of commands that waited for the log keep the protocol the client switched to (reply slots are reused)', async (t) => {
+  const s = await startServer();
+  t.teardown(s.close);
+  const c = await s.connect();
+  // RESP2: 40 writes that wait for the log, pipelined, leave finished reply slots behind.
+  for (let i = 0; i < 40; i++) c.command('KLOCK', `slot${i}`, 'a', 60000, 'PERSISTENT');
+  const granted: unknown[] = [];
+  for (let i = 0; i < 40; i++) granted.push(await c.reply());
+  t.ok(granted.every((r) => typeof r === 'number' || typeof r === 'bigint'), 'every KLOCK is granted a token');
+  t.match(await c.call('HELLO', 3), { proto: 3 });
+  // RESP3 now. A KLOCK pipelined behind another owner's KLOCK of the same resource goes through the log
+  // too (a write to its key is in flight) and is refused there: null, `_` in RESP3 and `$-1` in RESP2.
+  for (let i = 0; i < 40; i++) {
+    c.command('KLOCK', `fresh${i}`, 'a', 60000, 'PERSISTENT');
+    c.command('KLOCK', `fresh${i}`, 'b', 60000, 'PERSISTENT');
+  }
+  c.command('PING');
+  let raw = '';
+  while (!raw.endsWith('+PONG\r\n')) {
+    await c.waitBytes(1);
+    raw += c.takeRaw();
+  }
+  t.match(raw, /^(:\d+\r\n_\r\n){40}\+PONG\r\n$/, 'tokens for the first owner, RESP3 nulls for the second');
+});

@@ -23,10 +23,10 @@ t.test('quorumValue is the quorum-th largest voter value, learners left out, wha
     // Twice: the working array kept between calls still holds the last call's values.
     for (let again = 0; again < 2; again++) {
       const asked: string[] = [];
-      const got = tracker.quorumValue((id) => {
+      const got = tracker.quorumValue((id, _pr, given: Map<string, number>) => {
         asked.push(id);
-        return values.get(id)!;
-      });
+        return given.get(id)!;
+      }, values);
       checks++;
       if (got !== reference(voters, values) || asked.length !== voters.length) wrong.push(`${JSON.stringify([...values])}: ${got} after asking ${asked.join(',')}`);
     }
@@ -34,7 +34,7 @@ t.test('quorumValue is the quorum-th largest voter value, learners left out, wha
     if (voters.length > 1) {
       const fewer = voters.slice(0, -1);
       tracker.setConf({ voters: fewer, learners: [] }, 1, CLOCK);
-      const got = tracker.quorumValue((id) => values.get(id)!);
+      const got = tracker.quorumValue((id) => values.get(id)!, null);
       checks++;
       if (got !== reference(fewer, values)) wrong.push(`${JSON.stringify([...values])} shrunk to ${fewer.length}: ${got}`);
     }
