@@ -69,8 +69,10 @@ export class RequestDecoder {
   private pendingBytes = 0;
   /** Bytes after `pos` already searched for the awaited line end, so a trickling line is scanned once. */
   private scanned = 0;
-  /** The multibulk command being read: its arguments, how many are still due, the current bulk's length (-1: header next). */
-  /** The current command's arguments so far (argc of them): reused, copied out at its end. */
+  /**
+   * The multibulk command being read: its arguments so far (argc of them, in an array reused and
+   * copied out at the command's end), how many are still due, the current bulk's length (-1: header next).
+   */
   private readonly args: string[] = [];
   private argc = 0;
   private argsLeft = 0;

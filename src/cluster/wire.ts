@@ -741,14 +741,8 @@ export class FrameDecoder {
     return n;
   }
 
-  /** The next n buffered bytes: a view of one chunk, or a copy when they span several. */
+  /** A copy of the next n buffered bytes, which span chunks (callers read within one chunk in place). */
   private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
-      this.advance(first, n);
-      return out;
-    }
     const out = Buffer.allocUnsafe(n);
     let at = 0;
     while (at < n) {

@@ -3,9 +3,8 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { RequestDecoder, ProtocolError } from '../../resp/decoder.js';
 import { ReplyWriter } from '../../resp/encoder.js';
-import { BLOCKING, Completion, type ClientState, type CommandContext, type CommandSpec, type ServerInfo } from '../commands/spec.js';
+import { BLOCKING, Completion, type ClientState, type CommandContext, type CommandSpec, type Pending, type ServerInfo } from '../commands/spec.js';
 import { dispatch, pipelinable, type DispatchOutcome } from '../commands/dispatch.js';
-import type { Pending } from '../commands/spec.js';
 import type { CommandStats, Refusal } from '../stats/command-stats.js';
 import type { Logger } from './log.js';
 import { activeTrace, type CommandTrace, type Tracing } from '../trace/trace.js';
@@ -117,7 +116,7 @@ export class Connection implements ClientState {
     this.createdAtMs = host.info.wallClockMs();
     this.lastActiveMs = host.info.clockMs();
     this.decoder = new RequestDecoder({ maxBulkBytes: config.maxBulkBytes, maxArgs: config.maxArgs });
-    const first = new Slot({ reply: new ReplyWriter(this.proto), client: this, server: host.info }, this);
+    const first = this.openSlot(0);
     this.current = first.ctx;
     this.slots = [first];
     socket.setNoDelay(true);
@@ -254,12 +253,7 @@ export class Connection implements ClientState {
 
   /** A slot taking the replies of the commands run from now on: a reused one if there is. */
   private openSlot(read: number): Slot {
-    const slot = this.free.pop();
-    if (slot === undefined) {
-      const fresh = new Slot({ reply: new ReplyWriter(this.proto), client: this, server: this.host.info }, this);
-      fresh.read = read;
-      return fresh;
-    }
+    const slot = this.free.pop() ?? new Slot({ reply: new ReplyWriter(this.proto), client: this, server: this.host.info }, this);
     slot.ctx.reply.proto = this.proto;
     slot.ctx.reply.errors = 0;
     slot.read = read;

@@ -14,10 +14,9 @@ import type { ConfChange } from '../../raft/confchange.js';
 import { errorReply } from '../commands/respond.js';
 import { ReplyWriter } from '../../resp/encoder.js';
 import { dispatch } from '../commands/dispatch.js';
-import { Completion, type ClusterView, type Pending } from '../commands/spec.js';
+import { Completion, type ClientState, type ClusterView, type CommandContext, type CommandSpec, type Pending, type ServerInfo, type ServerStats } from '../commands/spec.js';
 import { SnapshotStore, Wal, nodeFs } from '../storage/index.js';
 import { partitionOfKey } from '../cluster/slots.js';
-import type { ClientState, CommandSpec, ServerInfo, ServerStats } from '../commands/spec.js';
 import { COMMANDS } from '../commands/table.js';
 import { RAFTLOCK_VERSION } from '../commands/version.js';
 import { Connection, type ConnectionHost } from './connection.js';
@@ -546,8 +545,8 @@ export class RaftlockServer implements ConnectionHost {
       };
       activeTrace.current = trace;
     }
-    // runCommand() inlined: one promise reaction less for a command that waits for the log.
-    const ctx = { reply: new ReplyWriter(proto), client, server: this.info };
+    // Not runCommand(): its promise of the reply text would add a reaction to a command that waits for the log.
+    const ctx = this.commandContext(proto, client);
     const pending = dispatch(ctx, argv);
     activeTrace.current = null;
     if (pending === undefined) {
@@ -566,15 +565,19 @@ export class RaftlockServer implements ConnectionHost {
   }
 
   /**
-   * Runs argv as this node's own clients' commands run: a keyed command goes
-   * to its partition's leader unless client is marked forwarded.
+   * Runs argv for a client without a socket, as this node's own clients' commands run (a keyed
+   * command goes to its partition's leader unless client is marked forwarded): the reply now if it
+   * answered at once, else once it does.
    */
-  /** Runs argv for a client without a socket: the reply now if it answered at once, else once it does. */
   private runCommand(argv: string[], client: ClientState, proto: 2 | 3 = client.proto): string | Promise<string> {
-    const ctx = { reply: new ReplyWriter(proto), client, server: this.info };
+    const ctx = this.commandContext(proto, client);
     const pending = dispatch(ctx, argv);
     if (pending === undefined) return ctx.reply.take();
     return pending.then(() => ctx.reply.take());
+  }
+
+  private commandContext(proto: 2 | 3, client: ClientState): CommandContext {
+    return { reply: new ReplyWriter(proto), client, server: this.info };
   }
 
   /**
