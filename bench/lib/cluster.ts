@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { RAFTLOCK_MAIN, respPing } from './proc.js';
 
+/** How many times start() tries, each on fresh ports, when a node finds its port taken. */
+const START_ATTEMPTS = 3;
+
 /** Node processes still running: killed if this process exits without closing its clusters. */
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -65,7 +68,23 @@ export class ProcessCluster {
     this.ownsDataRoot = options.dataRoot === undefined;
   }
 
+  /**
+   * Starts the nodes and waits until each answers PING. The free ports are picked before the nodes
+   * bind them, and another process can take one in between (an outgoing connection's ephemeral
+   * port, say): a node that then cannot listen (EADDRINUSE) makes the whole cluster start again
+   * on fresh ports, up to START_ATTEMPTS times.
+   */
   static async start(options: ClusterOptions): Promise<ProcessCluster> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ProcessCluster.startOnce(options);
+      } catch (error) {
+        if (attempt >= START_ATTEMPTS || !(error instanceof Error) || !error.message.includes('EADDRINUSE')) throw error;
+      }
+    }
+  }
+
+  private static async startOnce(options: ClusterOptions): Promise<ProcessCluster> {
     const dataRoot = options.dataRoot ?? mkdtempSync(join(tmpdir(), 'raftlock-cluster-'));
     const nodes: NodeProcess[] = [];
     const ports = await distinctFreePorts(2 * options.nodes);
@@ -87,6 +106,8 @@ export class ProcessCluster {
       await Promise.all(nodes.map((n) => cluster.startNode(n.id)));
     } catch (error) {
       await cluster.close();
+      // A caller's data root is kept: only what these nodes wrote in it goes.
+      if (!cluster.ownsDataRoot) for (const node of nodes) rmSync(node.dataDir, { recursive: true, force: true });
       throw error;
     }
     return cluster;
