@@ -9,6 +9,7 @@ import { encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
 import { applyCommand, commandLogTime, decodeCommand, encodeCommand, noopOutcome, type LockOp, type LockResult } from '../lock/commands.js';
 import type { LockStateMachine } from '../lock/machine.js';
 import { activeTrace, traceNow, type CommandTrace } from '../trace/trace.js';
+import { ProposalQueue } from './proposals.js';
 
 /** The replica is not the leader (or lost leadership before the outcome was known). */
 export class NotLeaderError extends Error {
@@ -187,6 +188,8 @@ export interface ReplicaMetrics {
 }
 
 interface Pending {
+  /** The index and term the entry was appended at. */
+  index: number;
   term: number;
   /** When it was proposed (ReplicaMetrics.now()); 0 without metrics. */
   proposedMs: number;
@@ -217,7 +220,8 @@ interface PendingRead {
 export class Replica {
   readonly raw: RawNode;
   private readonly storage: ReplicaStorage;
-  private readonly pending = new Map<number, Pending>();
+  /** This leader's proposals not yet applied, in index order. */
+  private readonly pending = new ProposalQueue<Pending>((orphan) => this.settle(orphan, new OutcomeUnknownError('the log was rewritten while the command was in flight')));
   /** Pending writes with a trace: while none, the Ready loop does not look for them. */
   private tracedPending = 0;
   /** For each key, how many of the pending commands write it. */
@@ -397,7 +401,7 @@ export class Replica {
       this.tracedPending += 1;
     }
     const promise = new Promise<LockResult>((resolve, reject) => {
-      this.pending.set(at.index, { term: at.term, keys, resolve, reject, proposedMs, trace });
+      this.pending.push({ index: at.index, term: at.term, keys, resolve, reject, proposedMs, trace });
     });
     this.kick();
     return promise;
@@ -494,7 +498,7 @@ export class Replica {
       return Promise.reject(error as Error);
     }
     const promise = new Promise<LockResult>((resolve, reject) => {
-      this.pending.set(at.index, { term: at.term, keys: NO_KEYS, resolve, reject, proposedMs: 0, trace: null });
+      this.pending.push({ index: at.index, term: at.term, keys: NO_KEYS, resolve, reject, proposedMs: 0, trace: null });
     });
     this.kick();
     return promise.then(() => this.conf);
@@ -723,14 +727,14 @@ export class Replica {
   private tracesOf(entries: readonly Entry[]): CommandTrace[] | null {
     let traces: CommandTrace[] | null = null;
     for (const entry of entries) {
-      const trace = this.pending.get(entry.index)?.trace;
+      const trace = this.pending.peek(entry.index)?.trace;
       if (trace != null) (traces ??= []).push(trace);
     }
     return traces;
   }
 
   private apply(entry: Entry, committedMs: number): void {
-    const waiting = this.pending.get(entry.index);
+    const waiting = this.pending.size === 0 ? undefined : this.pending.take(entry.index);
     const trace = waiting?.trace ?? null;
     if (trace !== null) trace.committedMs = trace.applyStartMs = traceNow();
     let result: LockResult = null;
@@ -747,17 +751,22 @@ export class Replica {
     this.applied = entry.index;
     if (entry.index === this.termStartIndex) this.inheritedHorizonMs = this.options.machine.ephemeralHorizonMs;
     if (waiting === undefined) return;
-    this.pending.delete(entry.index);
     if (waiting.proposedMs > 0) this.options.metrics?.commitNs.record(Math.round((committedMs - waiting.proposedMs) * 1e6));
-    if (trace !== null) this.tracedPending -= 1;
-    for (const key of waiting.keys) {
+    // Another leader's entry took this index: ours can never commit.
+    if (waiting.term !== entry.term) this.settle(waiting, new NotLeaderError(this.leader));
+    else this.settle(waiting, null, result);
+  }
+
+  /** Ends a proposal taken out of pending: it no longer counts as in flight. */
+  private settle(proposal: Pending, error: Error | null, result: LockResult = null): void {
+    if (proposal.trace !== null) this.tracedPending -= 1;
+    for (const key of proposal.keys) {
       const count = this.keysInFlight.get(key)!;
       if (count === 1) this.keysInFlight.delete(key);
       else this.keysInFlight.set(key, count - 1);
     }
-    // Another leader's entry took this index: ours can never commit.
-    if (waiting.term !== entry.term) waiting.reject(new NotLeaderError(this.leader));
-    else waiting.resolve(result);
+    if (error !== null) proposal.reject(error);
+    else proposal.resolve(result);
   }
 
   private serveRead(id: string, index: number): void {
@@ -796,8 +805,7 @@ export class Replica {
       this.horizonRaise = null;
       this.options.onLeadership?.(false, this.raw.status().term);
       const error = new OutcomeUnknownError('leadership lost while the command was in flight');
-      for (const p of this.pending.values()) p.reject(error);
-      this.pending.clear();
+      for (const p of this.pending.drain()) p.reject(error);
       this.tracedPending = 0;
       this.keysInFlight.clear();
       for (const r of this.reads.values()) r.reject(new NotLeaderError(leader));
@@ -834,8 +842,7 @@ export class Replica {
   private fail(error: Error, fatal = true): void {
     if (this.failed !== null) return;
     this.failed = error;
-    for (const p of this.pending.values()) p.reject(new OutcomeUnknownError(error.message));
-    this.pending.clear();
+    for (const p of this.pending.drain()) p.reject(new OutcomeUnknownError(error.message));
     this.tracedPending = 0;
     this.keysInFlight.clear();
     for (const r of this.reads.values()) r.reject(error);

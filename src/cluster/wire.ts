@@ -145,6 +145,10 @@ const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 const PORT_MAX = 65535;
 /** Strings shorter than this are copied byte by byte in JavaScript. */
 const SHORT_STRING = 64;
+/** UTF-8 of the short strings written most (node ids, in every message), up to ENCODED_STRINGS_MAX of them. */
+const encodedStrings = new Map<string, Buffer>();
+const ENCODED_STRINGS_MAX = 256;
+const ENCODED_STRING_LENGTH_MAX = 64;
 
 class Writer {
   private buf: Buffer;
@@ -157,6 +161,13 @@ class Writer {
   /** Bytes written so far. */
   get length(): number {
     return this.at;
+  }
+
+  /** Starts over; a buffer grown past `keepBytes` is given up for a new one of that size. */
+  reset(keepBytes: number): this {
+    if (this.buf.length > keepBytes) this.buf = Buffer.allocUnsafe(keepBytes);
+    this.at = 0;
+    return this;
   }
 
   u8(n: number): this {
@@ -189,7 +200,11 @@ class Writer {
   }
 
   str(s: string, bytesMax: number): this {
-    const b = Buffer.from(s, 'utf8');
+    let b = s.length <= ENCODED_STRING_LENGTH_MAX ? encodedStrings.get(s) : undefined;
+    if (b === undefined) {
+      b = Buffer.from(s, 'utf8');
+      if (s.length <= ENCODED_STRING_LENGTH_MAX && encodedStrings.size < ENCODED_STRINGS_MAX) encodedStrings.set(s, b);
+    }
     if (b.length > bytesMax) throw unencodable(`string of ${b.length} bytes exceeds ${bytesMax}`);
     return this.bytes(b);
   }
@@ -248,6 +263,25 @@ class Writer {
   }
 }
 
+/**
+ * The first short strings decoded (node ids, which every message carries twice, are among the
+ * first): found again by comparing bytes, without a view or a decoder call.
+ */
+const decodedStrings: { bytes: Uint8Array; text: string }[] = [];
+const DECODED_STRINGS_MAX = 16;
+
+/** The string of buf[at, at + n) if it was decoded before and kept in decodedStrings. */
+function decodedBefore(buf: Buffer, at: number, n: number): string | undefined {
+  for (const known of decodedStrings) {
+    const bytes = known.bytes;
+    if (bytes.length !== n) continue;
+    let i = 0;
+    while (i < n && buf[at + i] === bytes[i]) i++;
+    if (i === n) return known.text;
+  }
+  return undefined;
+}
+
 /** Reads buf[at, limit). */
 class Reader {
   private readonly buf: Buffer;
@@ -299,13 +333,20 @@ class Reader {
 
   str(what: string, bytesMax: number): string {
     const n = this.length(what, bytesMax);
-    const view = this.buf.subarray(this.at, this.at + n);
-    this.at += n;
+    const at = this.at;
+    const short = n <= ENCODED_STRING_LENGTH_MAX;
+    const known = short ? decodedBefore(this.buf, at, n) : undefined;
+    this.at = at + n;
+    if (known !== undefined) return known;
+    const view = this.buf.subarray(at, at + n);
+    let text: string;
     try {
-      return utf8.decode(view);
+      text = utf8.decode(view);
     } catch {
       throw malformed(`${what} is not valid UTF-8`);
     }
+    if (short && decodedStrings.length < DECODED_STRINGS_MAX) decodedStrings.push({ bytes: Uint8Array.from(view), text });
+    return text;
   }
 
   /** A string of one character per byte; a copy, like bytes(). */
@@ -339,10 +380,14 @@ class Reader {
 
 /** Encodes one batch item (group and message); the transport queues these and frames them with batchFrame. */
 export function encodeItem(group: number, message: Message): Buffer {
-  const w = new Writer();
+  const w = itemWriter.reset(ITEM_WRITER_KEEP_BYTES);
   writeItem(w, group, message);
   return w.finish();
 }
+
+/** Scratch for encodeItem (the result is copied out); an item larger than this (a snapshot) does not keep its buffer. */
+const ITEM_WRITER_KEEP_BYTES = 64 * 1024;
+const itemWriter = new Writer(ITEM_WRITER_KEEP_BYTES);
 
 function writeItem(w: Writer, group: number, m: Message): void {
   const code = TYPE_CODES[m.type];

@@ -76,37 +76,51 @@ export class Writer {
   }
 }
 
+/** Scratch for reading a big-endian float64 without a DataView (or Buffer view) per read. */
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Strings up to this long are built in JS: cheaper than a native latin1Slice() call. */
+const SHORT_STR = 16;
+/** One reusable array of char codes per short length, for String.fromCharCode.apply(). */
+const CHAR_CODES = Array.from({ length: SHORT_STR + 1 }, (_, n) => new Array<number>(n).fill(0));
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
+/** The big-endian float64 at bytes[at, at + 8); the caller checks the bounds. */
+export function readF64BE(bytes: Uint8Array, at: number): number {
+  if (HOST_LITTLE_ENDIAN) for (let i = 0; i < 8; i++) F64_BYTES[i] = bytes[at + 7 - i]!;
+  else for (let i = 0; i < 8; i++) F64_BYTES[i] = bytes[at + i]!;
+  return F64[0]!;
+}
+
+/** Reads what Writer wrote, straight from the bytes given (no Buffer view is made). */
 export class Reader {
-  private readonly buf: Buffer;
   private at = 0;
 
   /** what names the encoding in error messages ("lock command", "lock snapshot"). */
-  constructor(bytes: Uint8Array, private readonly what: string) {
-    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+  constructor(private readonly bytes: Uint8Array, private readonly what: string) {}
 
   u8(): number {
     this.need(1);
-    return this.buf[this.at++]!;
+    return this.bytes[this.at++]!;
   }
 
   u32(): number {
     this.need(4);
-    const n = this.buf.readUInt32BE(this.at);
-    this.at += 4;
-    return n;
+    const b = this.bytes;
+    const at = this.at;
+    this.at = at + 4;
+    return b[at]! * 0x1000000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
   }
 
   u64(): bigint {
-    this.need(8);
-    const n = this.buf.readBigUInt64BE(this.at);
-    this.at += 8;
-    return n;
+    const hi = this.u32();
+    return (BigInt(hi) << 32n) | BigInt(this.u32());
   }
 
   f64(): number {
     this.need(8);
-    const n = this.buf.readDoubleBE(this.at);
+    const n = readF64BE(this.bytes, this.at);
     this.at += 8;
     return n;
   }
@@ -115,9 +129,12 @@ export class Reader {
   str(): string {
     const len = this.u32();
     this.need(len);
-    const s = this.buf.toString('latin1', this.at, this.at + len);
+    const start = this.at;
     this.at += len;
-    return s;
+    if (len > SHORT_STR) return latin1Slice.call(this.bytes, start, start + len);
+    const codes = CHAR_CODES[len]!;
+    for (let i = 0; i < len; i++) codes[i] = this.bytes[start + i]!;
+    return String.fromCharCode.apply(null, codes);
   }
 
   durability(): Durability {
@@ -133,7 +150,7 @@ export class Reader {
   }
 
   end(): void {
-    if (this.at !== this.buf.length) throw this.error(`${this.buf.length - this.at} trailing bytes`);
+    if (this.at !== this.bytes.length) throw this.error(`${this.bytes.length - this.at} trailing bytes`);
   }
 
   error(detail: string): Error {
@@ -141,6 +158,6 @@ export class Reader {
   }
 
   private need(n: number): void {
-    if (this.at + n > this.buf.length) throw this.error('truncated');
+    if (this.at + n > this.bytes.length) throw this.error('truncated');
   }
 }

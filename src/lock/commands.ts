@@ -1,4 +1,4 @@
-import { Reader, Writer } from './codec.js';
+import { Reader, readF64BE, Writer } from './codec.js';
 import type { Durability, ExpireCondition, LockStateMachine, SetExpiry, SetResult } from './machine.js';
 import { noopScriptOutcome, runScript } from '../script/run.js';
 import type { ScriptReply } from '../script/reply.js';
@@ -162,7 +162,7 @@ export function encodeCommand(command: LockCommand): Uint8Array {
 /** The log time of an encoded command, without decoding the rest. */
 export function commandLogTime(bytes: Uint8Array): number {
   if (bytes.length < 10 || bytes[0] !== FORMAT_VERSION) throw new Error('lock command: truncated or unknown format');
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(2);
+  return readF64BE(bytes, 2);
 }
 
 /** Decodes what encodeCommand wrote; throws on anything else (a corrupt entry must not apply). */

@@ -105,6 +105,25 @@ t.test('batchFrame over pre-encoded items equals encodeFrame of the batch', asyn
   t.throws(() => batchFrame(items, 1), { code: 'RAFTLOCK_ERR_WIRE_UNENCODABLE' });
 });
 
+t.test('node ids decode right however many there are and whichever bytes they share', async (t) => {
+  // The decoder keeps the first short strings it decodes and finds them again by their bytes:
+  // ids of equal length differing in one byte, ids past what it keeps, UTF-8 ids.
+  const ids = [
+    ...Array.from({ length: 40 }, (_, i) => `n${i}`), 'nA', 'nB', 'node-é', 'node-ü', 'こんにちは', 'n1 ', ' n1', 'x'.repeat(64), 'x'.repeat(65),
+  ];
+  const batch: GroupMessage[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const from = ids[i]!;
+    const to = ids[(i * 7 + 3) % ids.length]!;
+    batch.push({ group: i, message: { type: 'MsgHeartbeatResp', from, to, term: i + 1, round: i, tick: 0 } });
+  }
+  const decoder = new FrameDecoder();
+  for (let pass = 0; pass < 2; pass++) {
+    const [frame] = decoder.push(encodeFrame({ kind: 'batch', batch }));
+    t.same(frame, { kind: 'batch', batch }, `pass ${pass + 1}`);
+  }
+});
+
 t.test('handshake frames round-trip', async (t) => {
   const g = generator(3);
   const frames: Frame[] = [
