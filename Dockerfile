@@ -27,4 +27,4 @@ EXPOSE 6379
 # A RESP PING over node:net (the image has no redis-cli); healthy on +PONG.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "const net = require('node:net'); const pass = process.env.RAFTLOCK_REQUIREPASS; const bulk = (s) => '$' + Buffer.byteLength(s) + '\\r\\n' + s + '\\r\\n'; const socket = net.connect(Number(process.env.RAFTLOCK_PORT || 6379), '127.0.0.1'); let reply = ''; socket.setTimeout(4000, () => process.exit(1)); socket.on('error', () => process.exit(1)); socket.on('connect', () => socket.write((pass ? '*2\\r\\n' + bulk('AUTH') + bulk(pass) : '') + '*1\\r\\n' + bulk('PING'))); socket.on('data', (chunk) => { reply += chunk; if (reply.includes('+PONG\\r\\n')) process.exit(0); if (/(^|\\n)-/.test(reply)) process.exit(1); });"]
-ENTRYPOINT ["node", "dist/src/server/main.js"]
+ENTRYPOINT ["node", "--min-semi-space-size=16", "--max-semi-space-size=16", "dist/src/server/main.js"]

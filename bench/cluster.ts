@@ -12,7 +12,7 @@ import { ProcessCluster } from './lib/cluster.js';
 import { EtcdCluster, etcdLockTarget, etcdProblem, etcdVersion } from './lib/etcd.js';
 import { partitionTags, runProblem, waitEphemeralReady, waitForLeadership, type Leadership } from './lib/leaders.js';
 import { closedLoop, errorCount, medianLatency, openLoop, raftlockLockTarget, randomKey, type LatencySummary, type LockTarget, type OpenLoopResult } from './lib/load.js';
-import { missingTools, RAFTLOCK_MAIN, REPO_ROOT } from './lib/proc.js';
+import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, SERVER_COMMAND } from './lib/proc.js';
 import { runRedisBenchmark } from './lib/redis-benchmark.js';
 import { cpuMeter, exitedChildrenCpuSeconds } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtMs, fmtRatio, machineFacts, writeSection } from './lib/report.js';
@@ -310,7 +310,7 @@ function resultsMarkdown(s: Summary, options: Options, invocation: string): stri
     '',
     '### Method',
     '',
-    `raftlock: ${NODES} node processes on loopback (\`node dist/src/server/main.js --node-id nI --port P --cluster-port C --peers n1=...,n2=...,n3=... --data-dir <tmp> --partitions ${options.partitions}\`, ` +
+    `raftlock: ${NODES} node processes on loopback (\`${SERVER_COMMAND} --node-id nI --port P --cluster-port C --peers n1=...,n2=...,n3=... --data-dir <tmp> --partitions ${options.partitions}\`, ` +
       `started by bench/lib/cluster.ts), ${options.partitions} partitions. Before each raftlock measurement the benchmark waits until all nodes agree on the ` +
       `leaders, every partition is led by its preferred node (partition p by the (p mod ${NODES})-th node, where the cluster moves leaders once all nodes are up: ` +
       `${TARGET_NODE} leads ${Math.ceil(options.partitions / NODES)} of the ${options.partitions}) and that has held for 1 s, so every run sees the same placement; ` +

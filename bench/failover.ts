@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ProcessCluster } from './lib/cluster.js';
 import { partitionTags, waitForLeadership } from './lib/leaders.js';
-import { RAFTLOCK_MAIN, REPO_ROOT } from './lib/proc.js';
+import { RAFTLOCK_MAIN, REPO_ROOT, SERVER_COMMAND } from './lib/proc.js';
 import { machineFacts, writeSection } from './lib/report.js';
 import { RespClient, ReplyError, type Reply } from './lib/resp-client.js';
 import { median, quantile } from './lib/stats.js';
@@ -287,7 +287,7 @@ function resultsMarkdown(reports: KillReport[], options: Options, invocation: st
     '',
     '### Method',
     '',
-    `A ${NODES}-node cluster with ${options.partitions} partitions (\`node dist/src/server/main.js --node-id nI ... --partitions ${options.partitions}\`, started by bench/lib/cluster.ts). ` +
+    `A ${NODES}-node cluster with ${options.partitions} partitions (\`${SERVER_COMMAND} --node-id nI ... --partitions ${options.partitions}\`, started by bench/lib/cluster.ts). ` +
       `Every ${options.intervalMs} ms the workload sends, to each partition, one \`KLOCK <fresh key> ${OWNER} ${PERSISTENT_TTL_MS} PERSISTENT\` and one ` +
       `\`KLOCK <fresh key> ${OWNER} ${options.ephemeralTtlMs} EPHEMERAL\` (EPHEMERAL locks of ${options.ephemeralTtlMs} ms: the lease a new leader must wait out), ` +
       'without waiting for earlier replies. A partition\'s keys carry a hash tag chosen for it (checked with CLUSTER KEYSLOT against the ranges of CLUSTER SLOTS). ' +

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { ProcessCluster } from './lib/cluster.js';
 import { agreedLeadership, changedPartitions, waitForLeadership, type Leadership } from './lib/leaders.js';
 import { randomKey } from './lib/load.js';
-import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
+import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, SERVER_COMMAND, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
 import { runRedisBenchmark, type BenchmarkSample } from './lib/redis-benchmark.js';
 import { cpuMeter } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtMs, fmtRatio, machineFacts } from './lib/report.js';
@@ -439,8 +439,8 @@ function methodSection(options: Options, releaseSha: string): string[] {
   return [
     '## Method',
     '',
-    'Servers, all on 127.0.0.1 on free ports: raftlock single node as `node dist/src/server/main.js --port P --bind 127.0.0.1 --data-dir <tmp>` ' +
-      `(default ${PARTITIONS} partitions); a ${NODES}-node raftlock cluster (\`node dist/src/server/main.js --node-id nI --port P --cluster-port C ` +
+    `Servers, all on 127.0.0.1 on free ports: raftlock single node as \`${SERVER_COMMAND} --port P --bind 127.0.0.1 --data-dir <tmp>\` ` +
+      `(default ${PARTITIONS} partitions); a ${NODES}-node raftlock cluster (\`${SERVER_COMMAND} --node-id nI --port P --cluster-port C ` +
       `--peers n1=...,n2=...,n3=... --data-dir <tmp> --partitions ${PARTITIONS}\`, started by bench/lib/cluster.ts); redis-server in memory as ` +
       "`redis-server --port P --bind 127.0.0.1 --dir <tmp> --save '' --appendonly no`; and redis-server with the same flags plus " +
       '`--appendonly yes --appendfsync always` (fsync before every reply that wrote).',

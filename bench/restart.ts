@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, RAFTLOCK_MAIN, REPO_ROOT } from './lib/proc.js';
+import { freePort, RAFTLOCK_MAIN, REPO_ROOT, SERVER_COMMAND } from './lib/proc.js';
+import { SERVER_NODE_FLAGS } from '../src/server/node-flags.js';
 
 interface Started {
   child: ChildProcess;
@@ -15,7 +16,7 @@ interface Started {
 
 async function start(port: number, dataDir: string): Promise<Started> {
   const began = performance.now();
-  const child = spawn(process.execPath, [RAFTLOCK_MAIN, '--port', String(port), '--http-port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, RAFTLOCK_MAIN, '--port', String(port), '--http-port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   while (!stderr.includes('ready to accept connections')) {
@@ -135,7 +136,7 @@ async function main(): Promise<void> {
       '',
       `Produced by \`node dist/bench/restart.js --locks ${locks}\` on ${new Date().toISOString()} (Node ${process.version}, ${readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.+)/)?.[1] ?? 'unknown CPU'}).`,
       '',
-      'One server (`node dist/src/server/main.js`, default flags) is filled with PERSISTENT locks by one',
+      `One server (\`${SERVER_COMMAND}\`, default options) is filled with PERSISTENT locks by one`,
       'client pipelining a window of 4000 `KLOCK lock:<i> owner 3600000 PERSISTENT`. RSS is read from',
       '/proc; "settled" is RSS 45 s after the fill, the server idle (V8 runs a full GC and hands freed pages',
       'back some seconds after allocation stops; until then RSS includes the garbage of the fill). Then the server is killed with SIGKILL and restarted three times; restart time is from',

@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, runCommand, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
+import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, SERVER_COMMAND, runCommand, startRaftlock, startRedisServer, type ServerProcess } from './lib/proc.js';
 import { positiveInt } from './lib/args.js';
 import { commandOutput, machineFacts, writeHead } from './lib/report.js';
 
@@ -257,7 +257,7 @@ function resultsMarkdown(rows: Row[], samples: Samples, options: Options, invoca
     '',
     '## Method',
     '',
-    `All servers run on 127.0.0.1 on free ports: raftlock as \`node dist/src/server/main.js --port P --bind 127.0.0.1 --data-dir <tmp>\`; ` +
+    `All servers run on 127.0.0.1 on free ports: raftlock as \`${SERVER_COMMAND} --port P --bind 127.0.0.1 --data-dir <tmp>\`; ` +
       `redis-server in memory as \`redis-server --port P --bind 127.0.0.1 --dir <tmp> --save '' --appendonly no\`; ` +
       'and redis-server with the same flags plus `--appendonly yes --appendfsync always` (fsync before every reply). ' +
       `Each workload is measured ${options.runs} times per server with the same redis-benchmark arguments; ` +

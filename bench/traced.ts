@@ -13,7 +13,7 @@ import { ProcessCluster } from './lib/cluster.js';
 import { EtcdCluster, etcdLockTarget, etcdProblem, etcdVersion } from './lib/etcd.js';
 import { partitionTags, runProblem, waitEphemeralReady, waitForLeadership } from './lib/leaders.js';
 import { closedLoop, errorCount, randomKey } from './lib/load.js';
-import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRedisServer, type ServerProcess } from './lib/proc.js';
+import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, SERVER_COMMAND, startRedisServer, type ServerProcess } from './lib/proc.js';
 import { runRedisBenchmarkOrErrorReply, type BenchmarkSample } from './lib/redis-benchmark.js';
 import { otherCpuMeter } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtMs, fmtRatio, loadFact, machineFacts } from './lib/report.js';
@@ -483,7 +483,7 @@ function report(traced: TracedResult[] | null, sweep: SweepSamples | null, optio
     `Everything runs on these ${commandOutput('nproc', [])} cores: the ${NODES} raftlock nodes, redis-server, the ${NODES} etcd members, redis-benchmark, the Node.js etcd client ` +
       'and (traced workloads) the harness\'s OTLP receiver. A production cluster has a machine per node; these numbers compare the systems here, not on their own hardware.',
     '',
-    `raftlock: \`node dist/src/server/main.js --node-id nI --port P --http-port 0 --cluster-port C --peers n1=...,n2=...,n3=... --data-dir <tmp> --partitions ${options.partitions}\` ` +
+    `raftlock: \`${SERVER_COMMAND} --node-id nI --port P --http-port 0 --cluster-port C --peers n1=...,n2=...,n3=... --data-dir <tmp> --partitions ${options.partitions}\` ` +
       '(bench/lib/cluster.ts); traced nodes add `--trace --trace-sample-ratio R` and export with the OpenTelemetry SDK\'s OTLP exporter, configured by ' +
       '`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<receiver> OTEL_EXPORTER_OTLP_PROTOCOL=http/json OTEL_SERVICE_NAME=raftlock OTEL_BSP_SCHEDULE_DELAY=200 ' +
       'OTEL_BSP_MAX_QUEUE_SIZE=65536 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096 OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none` (bench/lib/tracing.ts). ' +

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { RAFTLOCK_MAIN, respPing } from './proc.js';
+import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
 
 /** How many times start() tries, each on fresh ports, when a node finds its port taken. */
 const START_ATTEMPTS = 3;
@@ -124,7 +125,7 @@ export class ProcessCluster {
     const node = this.node(id);
     if (node.child !== null) throw new Error(`${id} is running`);
     const args = [
-      this.options.main ?? RAFTLOCK_MAIN, '--node-id', id, '--port', String(node.port), '--http-port', '0', '--cluster-port', String(node.clusterPort),
+      ...SERVER_NODE_FLAGS, this.options.main ?? RAFTLOCK_MAIN, '--node-id', id, '--port', String(node.port), '--http-port', '0', '--cluster-port', String(node.clusterPort),
       '--peers', this.peersArg.get(id)!, '--data-dir', node.dataDir, '--partitions', String(this.options.partitions ?? 3),
       ...(this.options.secret === undefined ? [] : ['--cluster-secret', this.options.secret]),
       ...(this.options.args ?? []), ...(this.options.nodeArgs?.(id) ?? []), ...extraArgs,

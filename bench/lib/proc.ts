@@ -6,12 +6,16 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
 
 /** The repository root (this file is bench/lib/proc.ts, or dist/bench/lib/proc.js once built). */
 export const REPO_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/bench/') ? '../../../' : '../../', import.meta.url));
 
 /** The built server binary: `npm run build` produces it. */
 export const RAFTLOCK_MAIN = join(REPO_ROOT, 'dist', 'src', 'server', 'main.js');
+
+/** How the harnesses start the server (relative to the repository root), for reports. */
+export const SERVER_COMMAND = `node ${SERVER_NODE_FLAGS.join(' ')} dist/src/server/main.js`;
 
 const HOST = '127.0.0.1';
 const OUTPUT_BYTES_MAX = 64 * 1024;
@@ -363,7 +367,7 @@ export function startRaftlock(options: RaftlockOptions = {}): Promise<ServerProc
     name: 'raftlock',
     command: process.execPath,
     args: (port, dir) => [
-      main, '--port', String(port), '--http-port', '0', '--bind', HOST, '--data-dir', join(dir, 'data'),
+      ...SERVER_NODE_FLAGS, main, '--port', String(port), '--http-port', '0', '--bind', HOST, '--data-dir', join(dir, 'data'),
       ...passwordArgs, ...(options.logLevel === undefined ? [] : ['--log-level', options.logLevel]),
       ...(options.extraArgs ?? []),
     ],

@@ -57,7 +57,8 @@ export function parseArgs(syntax: CompiledSyntax, argv: readonly string[], skip:
     i += 1;
   }
   while (i < argv.length) {
-    const rule = syntax.tokens.get(argv[i]!.toUpperCase());
+    // Most clients send tokens in capitals: no uppercased copy then.
+    const rule = syntax.tokens.get(argv[i]!) ?? syntax.tokens.get(argv[i]!.toUpperCase());
     if (rule === undefined) return SYNTAX_ERROR;
     const { arg, oneof } = rule;
     if (oneof !== undefined) {

@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { Command } from 'commander';
+import { SERVER_NODE_FLAGS } from './node-flags.js';
 
 const program = new Command('raftlock-cluster')
   .description('Starts a local raftlock cluster (one process per node); Ctrl-C stops it.')
@@ -35,7 +36,7 @@ const children = new Map<string, ChildProcess>();
 
 for (const [i, id] of ids.entries()) {
   const child = spawn(process.execPath, [
-    server, '--node-id', id, '--port', String(options.basePort + i), '--http-port', String(HTTP_BASE_PORT + i), '--peers', peers,
+    ...SERVER_NODE_FLAGS, server, '--node-id', id, '--port', String(options.basePort + i), '--http-port', String(HTTP_BASE_PORT + i), '--peers', peers,
     '--partitions', String(options.partitions), '--data-dir', join(options.dataDir, id), ...extra,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.set(id, child);

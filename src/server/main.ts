@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --min-semi-space-size=16 --max-semi-space-size=16
 import { CommanderError } from 'commander';
 import { parseConfig, type ServerConfig } from './config.js';
 import { openDataDir } from './datadir.js';

@@ -90,6 +90,11 @@ export class RaftlockServer implements ConnectionHost {
   private incarnations: DataDirIncarnations | undefined;
   /** The founding voters, sorted: partition p prefers voters[p mod n] as its leader. */
   private readonly voters: readonly string[];
+  /**
+   * A client and context that ran a forwarded command which answered at once, kept for the
+   * next one (most forwarded commands answer at once: a client and a reply writer less per command).
+   */
+  private spareRunner: { client: SocketlessClient; ctx: CommandContext } | null = null;
   /** Clients whose forwarded commands are cancelled when they close (see forwardTo). */
   private readonly forwardingClients = new WeakSet<ClientState>();
   private forwardWatchTimer: NodeJS.Timeout | undefined;
@@ -533,7 +538,8 @@ export class RaftlockServer implements ConnectionHost {
    * sender's forward span, whatever this node's own sampling ratio.
    */
   private serveForwarded(proto: 2 | 3, argv: string[], respond: (reply: string) => void, from?: string, parent?: TraceParent): (() => void) | undefined {
-    const client = new SocketlessClient(proto, 'peer', true);
+    // Not runCommand(): its promise of the reply text would add a reaction to a command that waits for the log.
+    const { client, ctx } = this.forwardedRunner(proto);
     const tracing = this.tracing;
     if (tracing !== null && parent !== undefined && (parent.flags & 1) === 1) {
       const trace = tracing.begin(argv, traceNow(), { addr: from }, parent, true);
@@ -545,12 +551,12 @@ export class RaftlockServer implements ConnectionHost {
       };
       activeTrace.current = trace;
     }
-    // Not runCommand(): its promise of the reply text would add a reaction to a command that waits for the log.
-    const ctx = this.commandContext(proto, client);
     const pending = dispatch(ctx, argv);
     activeTrace.current = null;
     if (pending === undefined) {
       respond(ctx.reply.take());
+      // Answered at once and left nothing behind: the next forwarded command may run in it.
+      if (client.idle) this.spareRunner = { client, ctx };
       return undefined;
     }
     let done = false;
@@ -574,6 +580,20 @@ export class RaftlockServer implements ConnectionHost {
     const pending = dispatch(ctx, argv);
     if (pending === undefined) return ctx.reply.take();
     return pending.then(() => ctx.reply.take());
+  }
+
+  /** The client and context a forwarded command runs in: the spare one if there is, set to proto. */
+  private forwardedRunner(proto: 2 | 3): { client: SocketlessClient; ctx: CommandContext } {
+    const spare = this.spareRunner;
+    if (spare === null) {
+      const client = new SocketlessClient(proto, 'peer', true);
+      return { client, ctx: this.commandContext(proto, client) };
+    }
+    this.spareRunner = null;
+    spare.client.proto = proto;
+    spare.ctx.reply.proto = proto;
+    spare.ctx.reply.errors = 0;
+    return spare;
   }
 
   private commandContext(proto: 2 | 3, client: ClientState): CommandContext {

@@ -34,6 +34,11 @@ export class SocketlessClient implements ClientState {
     return (this.hooks ??= new Set());
   }
 
+  /** No cleanup hook is registered: nothing a command left behind refers to this client. */
+  get idle(): boolean {
+    return this.hooks === undefined || this.hooks.size === 0;
+  }
+
   /** The requester went away: runs the command's cleanup hooks (e.g. cancel a forward or a WAIT). */
   close(): void {
     const hooks = this.hooks;

@@ -113,6 +113,25 @@ t.test('three nodes: any node serves any key, leaders spread, CLUSTER commands a
   for (let i = 0; i < pipeline.length; i++) replies.push(await p.reply());
   t.same(replies, pipeline.map(() => 0), 'every lock of the pipeline granted, in order');
   t.equal(await writes() - before, 2, "the pipeline's twelve replies left in one write (the other is INFO's reply)");
+
+  // Forwarded commands of a RESP2 and a RESP3 client, interleaved: each reply comes in its own
+  // client's protocol (a leader runs forwarded commands in a client it reuses, set per command).
+  const resp2 = await RawClient.connect(cluster.node('n1').port);
+  const resp3 = await RawClient.connect(cluster.node('n1').port);
+  t.teardown(() => [resp2, resp3].forEach((cl) => cl.close()));
+  t.match(await resp3.call('HELLO', 3), { proto: 3 });
+  const remote = Array.from({ length: 60 }, (_, i) => `proto:${i}`).filter((k) => current[partitionOfKey(k, 6)] !== 'n1').slice(0, 10);
+  const rawReply = async (cl: RawClient, ...args: (string | number)[]): Promise<string> => {
+    cl.command(...args);
+    await cl.waitBytes(1);
+    await new Promise((r) => setTimeout(r, 20));
+    return cl.takeRaw();
+  };
+  const seen: string[] = [];
+  for (const k of remote) {
+    seen.push(await rawReply(resp2, 'KLOCK', k, 'a', 60_000), await rawReply(resp3, 'KLOCK', k, 'b', 60_000), await rawReply(resp2, 'KLOCK', k, 'b', 60_000));
+  }
+  t.same(seen, remote.flatMap(() => [':0\r\n', '_\r\n', '$-1\r\n']), 'granted, then refused: null as `_` in RESP3 and `$-1` in RESP2');
 });
 
 t.test('kill -9 of a leader: the others elect, keep every acknowledged lock, and the node rejoins and takes its share back', async (t) => {
