@@ -229,7 +229,7 @@ interface Conn {
   requests: Map<number, PendingRequest>;
   nextRequestId: number;
   /** Requests the peer sent on the link that this node is serving, by id. */
-  serving: Map<number, Serving>;
+  serving: Map<number, Served>;
   /** Why it closed (the first reason known), for the log. */
   reason: string | null;
 }
@@ -239,11 +239,15 @@ interface Queued extends Outgoing {
   request?: PendingRequest;
 }
 
-/** A forwarded request, which is also its own send-queue entry (one object less per request). */
+/** A forwarded request, which is also its own request frame and send-queue entry (two objects less per request). */
 class PendingRequest implements RequestHandle, Queued {
+  readonly kind = 'request';
   readonly bytes = EMPTY;
   readonly item = false;
   readonly request: PendingRequest = this;
+  readonly frame: LazyFrame = this;
+  /** Its encoded size (lazyFrameSize), once known. */
+  size = 0;
   /** Its queue entry (itself) until flushed; then the request may have reached the peer. */
   queued: Queued | null = this;
 
@@ -251,14 +255,28 @@ class PendingRequest implements RequestHandle, Queued {
     readonly id: number,
     readonly conn: Conn,
     readonly sink: ReplySink,
-    readonly frame: LazyFrame,
-    readonly size: number,
+    readonly proto: 2 | 3,
+    readonly argv: string[],
+    readonly trace: TraceParent | undefined,
   ) {}
 }
 
-interface Serving {
-  state: 'running' | 'responded' | 'cancelled';
-  cancel: (() => void) | null;
+/**
+ * A forwarded command this node serves; once answered, also its response frame and the send-queue
+ * entry that carries it (one object where there were three).
+ */
+class Served implements Queued {
+  readonly kind = 'response';
+  readonly bytes = EMPTY;
+  readonly item = false;
+  readonly frame: LazyFrame = this;
+  /** The reply, once answered; its encoded size. */
+  reply = '';
+  size = 0;
+  state: 'running' | 'responded' | 'cancelled' = 'running';
+  cancel: (() => void) | null = null;
+
+  constructor(readonly id: number, readonly conn: Conn) {}
 }
 
 interface Peer {
@@ -383,9 +401,8 @@ export class PeerTransport {
       sink.fail(new PeerUnavailableError(to, false, peer === undefined ? 'unknown peer' : this.closed ? 'transport closed' : 'not connected'));
       return null;
     }
-    const id = link.nextRequestId;
-    const frame: LazyFrame = { kind: 'request', id, proto, argv, trace };
-    const size = lazyFrameSize(frame);
+    const pending = new PendingRequest(link.nextRequestId, link, sink, proto, argv, trace);
+    const size = lazyFrameSize(pending);
     let refused: string | null = null;
     if (size - 4 > this.opts.frameBytesMax) refused = `request of ${size} bytes exceeds a frame`;
     else if (peer.queueBytes + size > this.opts.queueBytesMax) refused = 'queue full';
@@ -394,8 +411,8 @@ export class PeerTransport {
       return null;
     }
     link.nextRequestId++;
-    const pending = new PendingRequest(id, link, sink, frame, size);
-    link.requests.set(id, pending);
+    pending.size = size;
+    link.requests.set(pending.id, pending);
     this.enqueue(peer, pending);
     return pending;
   }
@@ -679,8 +696,8 @@ export class PeerTransport {
     const { id } = frame;
     if (conn.serving.has(id)) return this.opts.logger.debug('duplicate forwarded request id ignored', { peer: peer.id, id });
     this.counters.requestsReceived++;
-    const serving: Serving = { state: 'running', cancel: null };
-    const respond = (reply: string): void => this.respond(conn, id, serving, reply);
+    const serving = new Served(id, conn);
+    const respond = (reply: string): void => this.respond(serving, reply);
     if (this.opts.onRequest === undefined) return respond(NOT_SERVED);
     const cancel = this.opts.onRequest(peer.id, frame, respond);
     // Answered at once, as most commands are: it never needs to be found again.
@@ -694,22 +711,23 @@ export class PeerTransport {
     this.cancelServing(peer, serving);
   }
 
-  private respond(conn: Conn, id: number, serving: Serving, reply: string): void {
+  private respond(serving: Served, reply: string): void {
     if (serving.state !== 'running') return;
-    const peer = conn.peer!;
-    let frame: LazyFrame = { kind: 'response', id, reply };
-    let size = reply.length > this.opts.frameBytesMax ? Infinity : lazyFrameSize(frame);
+    const conn = serving.conn;
+    serving.reply = reply;
+    let size = reply.length > this.opts.frameBytesMax ? Infinity : lazyFrameSize(serving);
     if (size - 4 > this.opts.frameBytesMax) {
-      this.opts.logger.warn('forwarded reply larger than a frame; answered with an error', { peer: peer.id, bytes: reply.length });
-      frame = { kind: 'response', id, reply: REPLY_TOO_LARGE };
-      size = lazyFrameSize(frame);
+      this.opts.logger.warn('forwarded reply larger than a frame; answered with an error', { peer: conn.peer!.id, bytes: reply.length });
+      serving.reply = REPLY_TOO_LARGE;
+      size = lazyFrameSize(serving);
     }
+    serving.size = size;
     serving.state = 'responded';
-    conn.serving.delete(id);
-    this.enqueueOnLink(conn, { bytes: EMPTY, item: false, frame, size }, 'response');
+    conn.serving.delete(serving.id);
+    this.enqueueOnLink(conn, serving, 'response');
   }
 
-  private cancelServing(peer: Peer, serving: Serving): void {
+  private cancelServing(peer: Peer, serving: Served): void {
     if (serving.state !== 'running') return;
     serving.state = 'cancelled';
     const cancel = serving.cancel;

@@ -8,7 +8,7 @@
  * the first write command.
  */
 import type { ReplyWriter } from '../../resp/encoder.js';
-import { defineCommand, type ArgSpec, type CommandContext, type CommandSpec } from './spec.js';
+import { defineCommand, type ArgSpec, type CommandContext, type CommandSpec, type Pending } from './spec.js';
 import { parseInteger, NOT_AN_INTEGER } from './syntax.js';
 import { respond } from './respond.js';
 import { serviceForKeys } from './partition.js';
@@ -63,7 +63,7 @@ function asEval(ctx: CommandContext, argv: string[], readOnly: boolean): string[
   return body === undefined ? argv : [readOnly ? 'EVAL_RO' : 'EVAL', body, ...argv.slice(2)];
 }
 
-function evaluate(ctx: CommandContext, argv: string[], byDigest: boolean, readOnly: boolean): void | Promise<void> {
+function evaluate(ctx: CommandContext, argv: string[], byDigest: boolean, readOnly: boolean): void | Pending {
   const numkeys = parseInteger(argv[2]!);
   if (numkeys === null) return ctx.reply.error(NOT_AN_INTEGER);
   if (numkeys > argv.length - 3) return ctx.reply.error(TOO_MANY_KEYS);

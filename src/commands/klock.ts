@@ -1,4 +1,4 @@
-import { BLOCKING, defineCommand, type CommandContext } from './spec.js';
+import { BLOCKING, defineCommand, type CommandContext, type Pending } from './spec.js';
 import { DURABILITY_ARG, checkTtl, durabilityOf, replyToken, ttlArg, TTL_MS_MAX } from './lock-args.js';
 import { errorReply, respond } from './respond.js';
 import type { LockService } from '../lock/service.js';
@@ -34,7 +34,7 @@ export default defineCommand({
   },
 });
 
-function wait(ctx: CommandContext, request: Parameters<LockService['lockOrWait']>[0]): void | Promise<void> {
+function wait(ctx: CommandContext, request: Parameters<LockService['lockOrWait']>[0]): void | Pending {
   const service = ctx.server.serviceFor(request.resource);
   let settled: { value: bigint | null | Error } | undefined;
   let finish: (() => void) | undefined;

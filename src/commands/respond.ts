@@ -1,15 +1,41 @@
-import type { CommandContext } from './spec.js';
+import { Completion, type CommandContext, type Pending } from './spec.js';
 import type { Maybe } from '../lock/service.js';
 
 /**
  * Writes a reply for a result that is ready now or once a write commits.
  * Replication failures map to Redis-style errors: no leader (or leadership
  * lost) → TRYAGAIN, which clients retry; an outcome that may or may not have
- * been applied says so rather than answering a false "no".
+ * been applied says so rather than answering a false "no". A later reply
+ * comes with a Completion: whoever waits for it (the connection, a peer's
+ * forwarded command) hears of it in the same turn, with no promise between.
  */
-export function respond<T>(ctx: CommandContext, value: Maybe<T>, write: (ctx: CommandContext, value: T) => void): void | Promise<void> {
+export function respond<T>(ctx: CommandContext, value: Maybe<T>, write: (ctx: CommandContext, value: T) => void): void | Pending {
   if (!(value instanceof Promise)) return write(ctx, value);
-  return value.then((v) => write(ctx, v), (error: unknown) => ctx.reply.error(errorReply(error)));
+  const responded = new Responded(ctx, write);
+  value.then((v) => responded.write(v), (error: unknown) => responded.fail(error));
+  return responded;
+}
+
+/** A reply respond() writes once its result settles. */
+class Responded<T> extends Completion {
+  constructor(private readonly ctx: CommandContext, private readonly writer: (ctx: CommandContext, value: T) => void) {
+    super();
+  }
+
+  write(value: T): void {
+    try {
+      this.writer(this.ctx, value);
+    } catch (error) {
+      // Exactly one reply, whatever happens: an error that says why.
+      this.ctx.reply.error(errorReply(error));
+    }
+    this.complete();
+  }
+
+  fail(error: unknown): void {
+    this.ctx.reply.error(errorReply(error));
+    this.complete();
+  }
 }
 
 export function errorReply(error: unknown): string {

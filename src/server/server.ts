@@ -560,10 +560,12 @@ export class RaftlockServer implements ConnectionHost {
       return undefined;
     }
     let done = false;
-    pending.then(() => {
+    const finish = (): void => {
       done = true;
       respond(ctx.reply.take());
-    }, (error: unknown) => respond(`-ERR ${(error as Error).message.replace(/[\r\n]/g, ' ')}\r\n`));
+    };
+    if (pending instanceof Completion) pending.onComplete(finish);
+    else pending.then(finish, (error: unknown) => respond(`-ERR ${(error as Error).message.replace(/[\r\n]/g, ' ')}\r\n`));
     return () => {
       if (done) return;
       client.close();
