@@ -387,10 +387,12 @@ export class RequestDecoder {
 /** One reusable array of char codes per short length, for String.fromCharCode.apply(). */
 const CHAR_CODES = Array.from({ length: SHORT_ARG_BYTES + 1 }, (_, n) => new Array<number>(n).fill(0));
 
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
 /** buf[start, end) as a binary string (one char per byte), built the cheapest way for its length. */
-export function latin1(buf: Buffer, start: number, end: number): string {
+export function latin1(buf: Uint8Array, start: number, end: number): string {
   const n = end - start;
-  if (n > SHORT_ARG_BYTES) return buf.latin1Slice(start, end);
+  if (n > SHORT_ARG_BYTES) return latin1Slice.call(buf, start, end);
   const codes = CHAR_CODES[n]!;
   for (let i = 0; i < n; i++) codes[i] = buf[start + i]!;
   return String.fromCharCode.apply(null, codes);

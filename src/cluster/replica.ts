@@ -734,7 +734,7 @@ export class Replica {
   }
 
   private apply(entry: Entry, committedMs: number): void {
-    const waiting = this.pending.size === 0 ? undefined : this.pending.take(entry.index);
+    const waiting = this.pending.take(entry.index);
     const trace = waiting?.trace ?? null;
     if (trace !== null) trace.committedMs = trace.applyStartMs = traceNow();
     let result: LockResult = null;

@@ -5,6 +5,7 @@
  */
 import type { Durability } from './machine.js';
 import { slabCopy } from '../storage/slab.js';
+import { latin1 } from '../../resp/decoder.js';
 
 export class Writer {
   private buf: Buffer;
@@ -80,11 +81,6 @@ export class Writer {
 const F64 = new Float64Array(1);
 const F64_BYTES = new Uint8Array(F64.buffer);
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-/** Strings up to this long are built in JS: cheaper than a native latin1Slice() call. */
-const SHORT_STR = 16;
-/** One reusable array of char codes per short length, for String.fromCharCode.apply(). */
-const CHAR_CODES = Array.from({ length: SHORT_STR + 1 }, (_, n) => new Array<number>(n).fill(0));
-const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 /** The big-endian float64 at bytes[at, at + 8); the caller checks the bounds. */
 export function readF64BE(bytes: Uint8Array, at: number): number {
@@ -131,10 +127,7 @@ export class Reader {
     this.need(len);
     const start = this.at;
     this.at += len;
-    if (len > SHORT_STR) return latin1Slice.call(this.bytes, start, start + len);
-    const codes = CHAR_CODES[len]!;
-    for (let i = 0; i < len; i++) codes[i] = this.bytes[start + i]!;
-    return String.fromCharCode.apply(null, codes);
+    return latin1(this.bytes, start, start + len);
   }
 
   durability(): Durability {
