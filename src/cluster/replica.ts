@@ -5,7 +5,7 @@ import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
 import { applyToConf, decodeConfChange, type ConfChange } from '../../raft/confchange.js';
 import type { RaftConfig } from '../../raft/config.js';
 import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/index.js';
-import { encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
+import { LockSnapshotEncoder, encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
 import { applyCommand, commandLogTime, decodeCommand, encodeCommand, noopOutcome, type LockOp, type LockResult } from '../lock/commands.js';
 import type { LockStateMachine } from '../lock/machine.js';
 import { activeTrace, traceNow, type CommandTrace } from '../trace/trace.js';
@@ -64,6 +64,8 @@ export interface ReplicaOptions {
   snapshots?: SnapshotStore;
   /** When to snapshot and how much log to keep after one (default DEFAULT_SNAPSHOT_POLICY). */
   snapshotPolicy?: Partial<SnapshotPolicy>;
+  /** How snapshots are encoded: without, all at once when due (as in the simulator). */
+  snapshotPacing?: SnapshotPacing;
   machine: LockStateMachine;
   /** This node's monotonic clock in ms (injected: the simulator drifts it). */
   clock: () => number;
@@ -115,6 +117,20 @@ export interface SnapshotPolicy {
   minEntries: number;
   tableRatio: number;
   trailingEntries: number;
+}
+
+/**
+ * Encoding a snapshot in slices, so that a large lock table never holds the
+ * event loop (and with it heartbeats: a stall past the election timeout
+ * costs the node its leaderships) for the whole encoding.
+ */
+export interface SnapshotPacing {
+  /** Records encoded per slice. */
+  sliceRecords: number;
+  /** Resolves when the next slice may run: after the I/O and timers waiting now. */
+  nextSlice(): Promise<void>;
+  /** Resolves, with its release, once this snapshot may start: one encoding at a time on a node. */
+  acquire(): Promise<() => void>;
 }
 
 export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { minEntries: 10_000, tableRatio: 0.25, trailingEntries: 1_000 };
@@ -240,6 +256,8 @@ export class Replica {
   private readonly policy: SnapshotPolicy;
   /** The local snapshot being written to disk, if any. */
   private snapshotTask: Promise<void> | null = null;
+  /** See whenLogHoldsApplied(). */
+  private logHoldsApplied: (() => void)[] = [];
   /** Largest log time appended or applied; while leader, no less than any stamp it gave. */
   private lastLogTimeMs = 0;
   /** Log time of the last applied command: the instant reads are evaluated at. */
@@ -646,6 +664,7 @@ export class Replica {
       this.compactWal(rd.snapshot.meta.index);
     }
     this.runAppliedWaiters();
+    this.runLogHoldsApplied();
     this.maybeSnapshot();
   }
 
@@ -689,28 +708,78 @@ export class Replica {
     const last = this.storage.snapshotMeta;
     const due = Math.max(this.policy.minEntries, this.policy.tableRatio * this.options.machine.persistent.recordCount);
     if (this.applied - last.index < due) return;
-    const index = this.applied;
-    const startedMs = this.options.clock();
-    const snapshot = this.storage.createSnapshot(index, this.conf, encodeLockSnapshot(this.options.machine, this.appliedLogTimeMs));
-    const keepFrom = index - this.policy.trailingEntries;
-    if (keepFrom >= this.storage.firstIndex()) this.storage.compact(keepFrom);
+    const pacing = this.options.snapshotPacing;
     const { group } = this.options;
-    const { term, conf } = snapshot.meta;
+    let snapshot: Snapshot | null = null;
+    const startedMs = this.options.clock();
     this.snapshotTask = (async () => {
-      await store.save({ group, index, term, conf: confJson(conf), data: snapshot.data });
-      this.storage.releaseData(index);
-      await this.options.wal.append([{ type: 'snapshot', group, index, term }]);
-      await this.options.wal.compact(group, index);
+      let release: (() => void) | null = null;
+      try {
+        let encoder: LockSnapshotEncoder;
+        let index: number;
+        let conf: ConfState;
+        if (pacing === undefined) {
+          ({ index, conf, encoder } = this.snapshotEncoder());
+          encoder.step(Infinity);
+        } else {
+          // One encoding at a time on this node (partitions fill up together), in slices.
+          release = await pacing.acquire();
+          if (this.failed !== null) return;
+          ({ index, conf, encoder } = await new Promise<ReturnType<Replica['snapshotEncoder']>>((resolve) => {
+            this.whenLogHoldsApplied(() => resolve(this.snapshotEncoder()));
+          }));
+          if (this.failed !== null) return;
+          while (!encoder.step(pacing.sliceRecords)) {
+            await pacing.nextSlice();
+            if (this.failed !== null) return;
+          }
+        }
+        // A lagging follower's need may have had a newer one encoded meanwhile (ReplicaStorage.snapshot()).
+        if (index <= this.storage.snapshotMeta.index) return;
+        snapshot = this.storage.createSnapshot(index, conf, encoder.bytes());
+        const keepFrom = index - this.policy.trailingEntries;
+        if (keepFrom >= this.storage.firstIndex()) this.storage.compact(keepFrom);
+        await store.save({ group, index, term: snapshot.meta.term, conf: confJson(conf), data: snapshot.data });
+        this.storage.releaseData(index);
+        await this.options.wal.append([{ type: 'snapshot', group, index, term: snapshot.meta.term }]);
+        await this.options.wal.compact(group, index);
+      } finally {
+        release?.();
+      }
     })().then(
       () => {
         this.snapshotTask = null;
-        this.reportSnapshot('taken', snapshot, startedMs);
+        if (snapshot !== null) this.reportSnapshot('taken', snapshot, startedMs);
+        // Entries applied meanwhile may make the next one due already (an idle group has no Ready to check).
+        this.whenLogHoldsApplied(() => this.maybeSnapshot());
       },
       (error: Error) => {
         this.snapshotTask = null;
         this.fail(error);
       },
     );
+  }
+
+  /**
+   * Runs fn once the log in memory holds every applied entry: at once, or at the end of the Ready
+   * being handled (a follower applies committed entries before its WAL write of them returns, and a
+   * snapshot's index must be in the log). Also run when the replica stops.
+   */
+  private whenLogHoldsApplied(fn: () => void): void {
+    if (this.failed !== null || this.applied <= this.storage.lastIndex()) fn();
+    else this.logHoldsApplied.push(fn);
+  }
+
+  private runLogHoldsApplied(): void {
+    if (this.logHoldsApplied.length === 0 || (this.failed === null && this.applied > this.storage.lastIndex())) return;
+    const waiting = this.logHoldsApplied;
+    this.logHoldsApplied = [];
+    for (const fn of waiting) fn();
+  }
+
+  /** An encoder of the lock table as of the last applied entry, with that entry's index and membership. */
+  private snapshotEncoder(): { index: number; conf: ConfState; encoder: LockSnapshotEncoder } {
+    return { index: this.applied, conf: this.conf, encoder: new LockSnapshotEncoder(this.options.machine, this.appliedLogTimeMs) };
   }
 
   private compactWal(index: number): void {
@@ -847,6 +916,7 @@ export class Replica {
     this.keysInFlight.clear();
     for (const r of this.reads.values()) r.reject(error);
     this.reads.clear();
+    this.runLogHoldsApplied();
     if (fatal) this.options.onFatal?.(error);
   }
 }

@@ -45,6 +45,16 @@ export class Writer {
     return this;
   }
 
+  /** A non-negative safe integer as a u64 (no bigint). */
+  u64n(n: number): this {
+    this.room(8);
+    const hi = Math.floor(n / 0x100000000);
+    this.buf.writeUInt32BE(hi, this.at);
+    this.buf.writeUInt32BE(n - hi * 0x100000000, this.at + 4);
+    this.at += 8;
+    return this;
+  }
+
   f64(n: number): this {
     this.room(8);
     this.buf.writeDoubleBE(n, this.at);
@@ -56,7 +66,8 @@ export class Writer {
   str(s: string): this {
     this.u32(s.length);
     this.room(s.length);
-    if (s.length <= 16) {
+    // Short strings (resource and owner names) are cheaper copied here than through a native call.
+    if (s.length <= 48) {
       for (let i = 0; i < s.length; i++) this.buf[this.at++] = s.charCodeAt(i);
     } else {
       this.at += this.buf.write(s, this.at, s.length, 'latin1');
@@ -69,7 +80,22 @@ export class Writer {
     return slabCopy(this.buf, 0, this.at);
   }
 
-  private room(n: number): void {
+  /**
+   * The bytes written, without a copy: hands over the writer's buffer, so the
+   * writer must not be used again. For a writer sized up front to what it
+   * writes (a large one: small buffers come from Node's shared pool).
+   */
+  take(): Uint8Array {
+    const buf = this.buf;
+    const n = this.at;
+    this.buf = Buffer.alloc(0);
+    this.at = 0;
+    // A buffer of its own (not a slice of the pool) is handed over as it is.
+    return buf.byteOffset === 0 && buf.length === buf.buffer.byteLength ? buf.subarray(0, n) : slabCopy(buf, 0, n);
+  }
+
+  /** Makes room for n more bytes. */
+  room(n: number): void {
     if (this.at + n <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
     this.buf.copy(next, 0, 0, this.at);
@@ -112,6 +138,18 @@ export class Reader {
   u64(): bigint {
     const hi = this.u32();
     return (BigInt(hi) << 32n) | BigInt(this.u32());
+  }
+
+  /** A u64 as a number, or null past 2^53 (the caller may read it again with u64() to say what it was). */
+  u64n(): number | null {
+    const hi = this.u32();
+    const lo = this.u32();
+    return hi < 0x200000 || (hi === 0x200000 && lo === 0) ? hi * 0x100000000 + lo : null;
+  }
+
+  /** Steps back n bytes (to read a value again another way). */
+  back(n: number): void {
+    this.at -= n;
   }
 
   f64(): number {

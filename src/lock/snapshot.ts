@@ -10,16 +10,71 @@
  */
 import { Reader, Writer } from './codec.js';
 import type { LockStateMachine } from './machine.js';
+import type { TableImage } from './table.js';
 
 const MAGIC = 0x524c4c53; // 'RLLS'
 const VERSION = 3;
 
+/** Bytes before the table: magic, version, log time, EPHEMERAL horizon. */
+const HEADER_BYTES = 4 + 1 + 8 + 8;
+
 /** Encodes the replicated state as of the last applied command, whose log time is logTimeMs. */
 export function encodeLockSnapshot(machine: LockStateMachine, logTimeMs: number): Uint8Array {
-  const w = new Writer(1 << 16);
-  w.u32(MAGIC).u8(VERSION).f64(logTimeMs).f64(machine.ephemeralHorizonMs);
-  machine.persistent.writeSnapshot(w);
-  return w.finish();
+  const encoder = new LockSnapshotEncoder(machine, logTimeMs);
+  encoder.step(Infinity);
+  return encoder.bytes();
+}
+
+/**
+ * encodeLockSnapshot() a slice at a time: the state is copied when the
+ * encoder is made (LockTable.image(), a small part of the cost), and the
+ * machine may change while step() writes the copy out. A large table then
+ * never holds the event loop for the whole encoding.
+ */
+export class LockSnapshotEncoder {
+  private readonly image: TableImage;
+  private header: Writer | null;
+  private readonly chunks: Uint8Array[] = [];
+  private bytesPerRecord = 48;
+  private done = false;
+
+  constructor(machine: LockStateMachine, logTimeMs: number) {
+    this.image = machine.persistent.image();
+    this.header = new Writer(HEADER_BYTES + 20).u32(MAGIC).u8(VERSION).f64(logTimeMs).f64(machine.ephemeralHorizonMs);
+    this.image.writeHeader(this.header);
+  }
+
+  /** Encodes up to `records` more records; true once the snapshot is complete. */
+  step(records: number): boolean {
+    if (this.done) return true;
+    const n = Math.min(records, this.image.count - this.image.written);
+    let w = this.header;
+    this.header = null;
+    // Sized from the records so far: one allocation per slice, rarely grown.
+    const room = Math.ceil(n * this.bytesPerRecord) + 64;
+    if (w === null) w = new Writer(room);
+    else w.room(room);
+    const start = w.length;
+    this.done = this.image.writeRecords(w, n);
+    if (n > 0) this.bytesPerRecord = Math.max(this.bytesPerRecord, ((w.length - start) / n) * 1.05);
+    this.chunks.push(w.take());
+    return this.done;
+  }
+
+  /** The snapshot, once step() returned true. */
+  bytes(): Uint8Array {
+    if (!this.done) throw new Error('the lock snapshot is not fully encoded yet');
+    if (this.chunks.length === 1) return this.chunks[0]!;
+    let length = 0;
+    for (const chunk of this.chunks) length += chunk.length;
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
+  }
 }
 
 /**

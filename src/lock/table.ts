@@ -42,7 +42,6 @@ export interface LockTableLimits {
 export const DEFAULT_TABLE_LIMITS: LockTableLimits = { tombstonesMax: 1_000_000 };
 
 const INITIAL_SLOTS = 64;
-const TOKEN_MAX_BIG = BigInt(TOKEN_MAX);
 
 /**
  * One namespace of locks (PERSISTENT or EPHEMERAL). Pure: time is passed in as
@@ -284,16 +283,33 @@ export class LockTable {
    * does not depend on its layout or its stale entries.
    */
   writeSnapshot(w: Writer): void {
-    w.u64(toBigInt(this.tokenFloor)).f64(this.expiredTotal).u32(this.slots.size);
-    for (const [resource, slot] of this.slots) {
-      w.str(resource).u64(toBigInt(this.cells[2 * slot + 1]!)).f64(this.cells[2 * slot]!);
-      // Tag bit 0: a holder follows; bit 1: the last releaser follows (snapshot version 3 on).
-      const owner = this.owners[slot];
-      const releaser = this.releasers[slot] ?? null;
-      w.u8((owner !== null ? 1 : 0) | (releaser !== null ? 2 : 0));
-      if (owner !== null) w.str(owner);
-      if (releaser !== null) w.str(releaser);
-    }
+    const image = this.image();
+    image.writeHeader(w);
+    image.writeRecords(w, Infinity);
+  }
+
+  /**
+   * The table as it is now, copied but not encoded: what writeSnapshot()
+   * writes, to be written later (in slices) while the table changes. The copy
+   * reads no string's contents (they are shared, not copied), which keeps it
+   * a small part of the cost of encoding.
+   */
+  image(): TableImage {
+    const image = new TableImage(this.tokenFloor, this.expiredTotal, this.slots.size);
+    const { cells, owners, releasers } = this;
+    const { resources, cells: copied } = image;
+    const imageOwners = image.owners;
+    const imageReleasers = image.releasers;
+    let i = 0;
+    this.slots.forEach((slot, resource) => {
+      resources[i] = resource;
+      imageOwners[i] = owners[slot]!;
+      imageReleasers[i] = releasers[slot] ?? null;
+      copied[2 * i] = cells[2 * slot]!;
+      copied[2 * i + 1] = cells[2 * slot + 1]!;
+      i += 1;
+    });
+    return image;
   }
 
   /** Replaces the whole table with what writeSnapshot() wrote. */
@@ -304,15 +320,19 @@ export class LockTable {
     this.freeSlots.length = 0;
     this.freed = [];
     // The floor is one past a forgotten token, so it may be one past TOKEN_MAX.
-    this.tokenFloor = readToken(r, 'the token floor', TOKEN_MAX_BIG + 1n);
+    this.tokenFloor = readToken(r, TOKEN_MAX + 1, null);
     this.expiredTotal = r.f64();
     this.live = 0;
     this.expiring = 0;
     const count = r.u32();
     this.cells = new Float64Array(2 * Math.max(count, INITIAL_SLOTS));
+    // Sized first and filled by index: pushing a million entries costs several times more.
+    const { owners, releasers, cells, slots } = this;
+    owners.length = count;
+    releasers.length = count;
     for (let slot = 0; slot < count; slot++) {
       const resource = r.str();
-      const token = readToken(r, `the token of '${resource}'`, TOKEN_MAX_BIG);
+      const token = readToken(r, TOKEN_MAX, resource);
       const expiresAtMs = r.f64();
       const tag = r.u8();
       if (tag > 3) throw r.error(`record tag ${tag} of '${resource}'`);
@@ -324,11 +344,11 @@ export class LockTable {
       } else if (expiresAtMs !== NO_EXPIRY) {
         throw r.error(`free resource '${resource}' has an expiry`);
       }
-      this.slots.set(resource, slot);
-      this.owners.push(owner);
-      this.releasers.push(releaser);
-      this.cells[2 * slot] = expiresAtMs;
-      this.cells[2 * slot + 1] = token;
+      slots.set(resource, slot);
+      owners[slot] = owner;
+      releasers[slot] = releaser;
+      cells[2 * slot] = expiresAtMs;
+      cells[2 * slot + 1] = token;
     }
     if (this.slots.size !== count) throw r.error('a resource appears twice');
     this.rebuildExpiries();
@@ -417,6 +437,50 @@ export class LockTable {
 
 const EMPTY: string[] = [];
 
+
+/**
+ * A LockTable's records copied in Map order (LockTable.image()), written out
+ * as writeSnapshot() writes them, all at once or a slice at a time.
+ */
+export class TableImage {
+  // Filled by index, not pushed: growing arrays of a million entries costs several times more.
+  readonly resources: string[];
+  readonly owners: (string | null)[];
+  readonly releasers: (string | null)[];
+  /** Record i: [2i] expiresAtMs, [2i + 1] token. */
+  readonly cells: Float64Array;
+  /** Records written so far. */
+  written = 0;
+
+  constructor(readonly tokenFloor: number, readonly expiredTotal: number, readonly count: number) {
+    this.resources = new Array<string>(count);
+    this.owners = new Array<string | null>(count);
+    this.releasers = new Array<string | null>(count);
+    this.cells = new Float64Array(2 * count);
+  }
+
+  writeHeader(w: Writer): void {
+    w.u64n(this.tokenFloor).f64(this.expiredTotal).u32(this.count);
+  }
+
+  /** Writes up to n more records; true once every record is written. */
+  writeRecords(w: Writer, n: number): boolean {
+    const { resources, owners, releasers, cells } = this;
+    const end = Math.min(this.count, this.written + n);
+    for (let i = this.written; i < end; i++) {
+      w.str(resources[i]!).u64n(cells[2 * i + 1]!).f64(cells[2 * i]!);
+      // Tag bit 0: a holder follows; bit 1: the last releaser follows (snapshot version 3 on).
+      const owner = owners[i]!;
+      const releaser = releasers[i]!;
+      w.u8((owner !== null ? 1 : 0) | (releaser !== null ? 2 : 0));
+      if (owner !== null) w.str(owner);
+      if (releaser !== null) w.str(releaser);
+    }
+    this.written = end;
+    return end === this.count;
+  }
+}
+
 /** What peek() returns: it reads the slot's columns when asked. */
 class SlotHolder implements Holder {
   constructor(
@@ -454,9 +518,10 @@ function tokensExhausted(resource: string): Error {
   return new RangeError(`fencing tokens of '${resource}' are exhausted: the next would pass 2^53 - 1`);
 }
 
-/** A u64 token that the table can hold exactly, at most max. */
-function readToken(r: Reader, what: string, max: bigint): number {
-  const token = r.u64();
-  if (token > max) throw r.error(`${what} is ${token}, past ${max}`);
-  return Number(token);
+/** A u64 token that the table can hold exactly, at most max: the token of `resource`, or with null the token floor. */
+function readToken(r: Reader, max: number, resource: string | null): number {
+  const token = r.u64n();
+  if (token !== null && token <= max) return token;
+  r.back(8);
+  throw r.error(`${resource === null ? 'the token floor' : `the token of '${resource}'`} is ${r.u64()}, past ${max}`);
 }

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { LockService, type Replicator } from '../lock/service.js';
 import type { LockOp, LockResult } from '../lock/commands.js';
 import { LockStateMachine } from '../lock/machine.js';
-import { NotLeaderError, Replica } from '../cluster/replica.js';
+import { NotLeaderError, Replica, type SnapshotPacing } from '../cluster/replica.js';
 import { SocketlessClient } from './socketless-client.js';
 import { PeerTransport, type PeerUnavailableError, type ReplySink, type RequestHandle } from '../cluster/transport.js';
 import type { Message } from '../../raft/types.js';
@@ -47,6 +47,8 @@ const TICK_CATCH_UP_MAX = 1000;
 const ELECTION_WAIT_TIMEOUTS = 2;
 /** How often a leader checks whether a partition's preferred leader should take over. */
 const BALANCE_INTERVAL_MS = 1000;
+/** Records of a lock table a snapshot encodes before other work runs again (a few ms of work). */
+const SNAPSHOT_SLICE_RECORDS = 10_000;
 /** A returning node must stay connected this long before leadership moves back to it. */
 const BALANCE_SETTLE_MS = 3000;
 /** The reply to a forwarded command whose partition changed leader before the answer came. */
@@ -275,6 +277,7 @@ export class RaftlockServer implements ConnectionHost {
       if (group >= this.partitions.length) throw new Error(`the WAL holds partition ${group}, but this node has ${this.partitions.length} partitions`);
     }
     const snapshots = await SnapshotStore.open({ fs: nodeFs, dir: join(this.config.dataDir, 'snap') });
+    const snapshotPacing = eventLoopPacing(SNAPSHOT_SLICE_RECORDS);
     let entries = 0;
     for (const partition of this.partitions) {
       const replay = groups.get(partition.index);
@@ -287,6 +290,7 @@ export class RaftlockServer implements ConnectionHost {
         replay,
         snapshots,
         snapshotPolicy: { minEntries: this.config.snapshotMinEntries },
+        snapshotPacing,
         raft: { electionTicks: ELECTION_TICKS },
         machine: partition.service.machine,
         clock: monotonicMs,
@@ -843,4 +847,24 @@ function caughtUp(status: Status, node: string): boolean {
 /** An error as the text of a RESP error reply. */
 function errorText(error: Error): string {
   return errorReply(error).replace(/[\r\n]/g, ' ');
+}
+
+/**
+ * Snapshots encoded a slice at a time between other work, one partition
+ * after another: the partitions of a node fill up at the same pace and fall
+ * due together.
+ */
+export function eventLoopPacing(sliceRecords: number): SnapshotPacing {
+  let tail: Promise<void> = Promise.resolve();
+  return {
+    sliceRecords,
+    nextSlice: () => new Promise<void>((resolve) => setImmediate(resolve)),
+    acquire: () => {
+      let release!: () => void;
+      const done = new Promise<void>((resolve) => (release = resolve));
+      const turn = tail.then(() => release);
+      tail = tail.then(() => done);
+      return turn;
+    },
+  };
 }

@@ -1,18 +1,18 @@
 import t from 'tap';
-import { Replica, type SnapshotPolicy } from '../../src/cluster/replica.js';
+import { Replica, type SnapshotPacing, type SnapshotPolicy } from '../../src/cluster/replica.js';
 import { LockStateMachine } from '../../src/lock/machine.js';
 import { encodeLockSnapshot } from '../../src/lock/snapshot.js';
 import { MemoryFs, SnapshotStore, Wal } from '../../src/storage/index.js';
 import type { Message } from '../../raft/types.js';
 import { mulberry32 } from '../helpers/random.js';
-import { waitFor } from '../helpers/wait.js';
+import { settle, waitFor } from '../helpers/wait.js';
 import { ReplicaNet } from './harness/replica-net.js';
 
 const SMALL: Partial<SnapshotPolicy> = { minEntries: 20, tableRatio: 0, trailingEntries: 5 };
 
 async function openReplica(
   fs: MemoryFs, id: string, voters: string[], clock: () => number, send: (m: Message[]) => void,
-  options: { snapshots?: boolean; policy?: Partial<SnapshotPolicy> } = {},
+  options: { snapshots?: boolean; policy?: Partial<SnapshotPolicy>; pacing?: SnapshotPacing; onFatal?: (error: Error) => void } = {},
 ) {
   const { wal, groups, report } = await Wal.open({ fs, dir: `/${id}/wal`, segmentBytes: 4096 });
   const snapshots = options.snapshots === false ? undefined : await SnapshotStore.open({ fs, dir: `/${id}/snap` });
@@ -21,7 +21,7 @@ async function openReplica(
   const replayed = replay?.entries.length ?? 0;
   const replica = await Replica.open({
     id, group: 0, conf: { voters, learners: [] }, wal, replay, machine, clock, rng: mulberry32(id.charCodeAt(1)), send,
-    snapshots, snapshotPolicy: options.policy ?? SMALL,
+    snapshots, snapshotPolicy: options.policy ?? SMALL, snapshotPacing: options.pacing, onFatal: options.onFatal,
   });
   return { replica, machine, wal, snapshots, replayed, report };
 }
@@ -70,6 +70,106 @@ t.test('a single node snapshots, compacts its WAL, and restarts from the snapsho
   t.same(info, remaining, 'same owner, token and remaining lease (downtime does not count)');
   const next = await second.replica.propose({ kind: 'lock', durability: 'persistent', resource: 'r1', owner: 'new', ttlMs: 10 });
   t.ok(next === null || (next as bigint) > tokens.reduce((a, b) => (a > b ? a : b)), 'tokens never go back');
+});
+
+t.test('paced snapshots are encoded in slices between other work, one at a time, and restore the state they were taken at', async (t) => {
+  const fs = new MemoryFs();
+  let now = 1000;
+  let slices = 0;
+  let holders = 0;
+  let maxHolders = 0;
+  let acquired = 0;
+  const pacing: SnapshotPacing = {
+    sliceRecords: 4,
+    nextSlice: () => {
+      slices++;
+      return new Promise((resolve) => setImmediate(resolve));
+    },
+    acquire: async () => {
+      acquired++;
+      holders++;
+      maxHolders = Math.max(maxHolders, holders);
+      return () => void holders--;
+    },
+  };
+  const first = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined, { pacing });
+  await leaderOf(first);
+  const writes: Promise<unknown>[] = [];
+  for (let i = 0; i < 200; i++) {
+    now += 3;
+    // Not awaited one by one: writes keep being applied while a snapshot is encoded.
+    writes.push(first.replica.propose({ kind: 'lock', durability: 'persistent', resource: `r${i}`, owner: `o${i}`, ttlMs: 100_000 }));
+    if (i % 20 === 0) await Promise.all(writes.splice(0));
+  }
+  await Promise.all(writes);
+  await waitFor(async () => (await first.snapshots!.list(0)).some((s) => s.index > 150), () => undefined, 'a durable snapshot');
+  t.ok(acquired >= 1 && maxHolders === 1, `${acquired} paced snapshots, never two at once`);
+  t.ok(slices >= 10, `encoded in ${slices} slices of 4 records`);
+  await waitFor(() => holders === 0, () => undefined, 'the last snapshot released its turn');
+  const expected = state(first.machine);
+  fs.crash(mulberry32(4));
+  const second = await openReplica(fs, 'n1', ['n1'], () => now, () => undefined, { pacing });
+  t.ok(second.replica.snapshotIndex > 150, 'restored from a paced snapshot');
+  await leaderOf(second);
+  t.equal(state(second.machine), expected, 'the same lock table once the log after the snapshot is applied again');
+});
+
+t.test('a paced snapshot of a follower waits for the log to hold what the follower applied before its WAL write returned', async (t) => {
+  const fs = new MemoryFs();
+  const ids = ['n1', 'n2', 'n3'];
+  type Node = Awaited<ReturnType<typeof openReplica>>;
+  const net = new ReplicaNet<Node>(0);
+  const { nodes, down, deliver, tickAll } = net;
+  const policy = { minEntries: 20, tableRatio: 0, trailingEntries: 1000 };
+  const fatal: Error[] = [];
+  // The follower f's snapshots wait for a turn the test hands out; its WAL writes wait for a gate.
+  let f = '';
+  let turn: (() => void) | null = null;
+  let gate: Promise<void> | null = null;
+  let openGate = (): void => undefined;
+  const pacingOf = (id: string): SnapshotPacing => ({
+    sliceRecords: 4,
+    nextSlice: () => new Promise((resolve) => setImmediate(resolve)),
+    acquire: () => new Promise<() => void>((resolve) => {
+      if (id === f) turn = () => resolve(() => undefined);
+      else resolve(() => undefined);
+    }),
+  });
+  for (const id of ids) {
+    const node = await openReplica(fs, id, ids, net.clock, net.send, { policy, pacing: pacingOf(id), onFatal: (e) => fatal.push(e) });
+    const append = node.wal.append.bind(node.wal);
+    node.wal.append = async (records) => {
+      if (id === f && gate !== null) await gate;
+      return append(records);
+    };
+    nodes.set(id, node);
+  }
+  nodes.get('n1')!.replica.campaign();
+  await waitFor(() => [...nodes.values()].some((n) => n.replica.isLeader), tickAll, 'a leader');
+  const leader = [...nodes.values()].find((n) => n.replica.isLeader)!;
+  f = ids.find((id) => nodes.get(id) !== leader)!;
+  const follower = nodes.get(f)!;
+  const write = async (i: number): Promise<void> => {
+    let done = false;
+    void leader.replica.propose({ kind: 'lock', durability: 'persistent', resource: `r${i}`, owner: 'o', ttlMs: 60_000 }).then(() => (done = true));
+    await waitFor(() => done, deliver, `write ${i}`);
+  };
+  for (let i = 0; i < 30; i++) await write(i);
+  await waitFor(() => follower.replica.appliedIndex >= leader.replica.appliedIndex && turn !== null, tickAll, 'the follower due for a snapshot, waiting for its turn');
+  // The follower misses writes the others commit; when it hears of them, it gets them and their commit together.
+  down.add(f);
+  for (let i = 30; i < 60; i++) await write(i);
+  gate = new Promise((resolve) => (openGate = resolve));
+  down.delete(f);
+  await waitFor(() => follower.replica.appliedIndex >= leader.replica.appliedIndex, tickAll, 'the follower to apply the writes it missed');
+  turn!();
+  for (let i = 0; i < 20; i++) await settle();
+  t.same(fatal, [], 'no snapshot of entries its log does not hold yet');
+  openGate();
+  gate = null;
+  await waitFor(async () => (await follower.snapshots!.list(0)).some((s) => s.index > 50), tickAll, 'the follower to take its snapshot');
+  t.same(fatal, []);
+  t.equal(state(follower.machine), state(leader.machine), 'the follower has the leader\'s table');
 });
 
 t.test('a snapshot saved just before a crash, without its WAL marker, is used and its marker recorded', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { LockStateMachine } from '../../src/lock/machine.js';
 import { applyCommand, type LockOp } from '../../src/lock/commands.js';
-import { encodeLockSnapshot, restoreLockSnapshot } from '../../src/lock/snapshot.js';
+import { LockSnapshotEncoder, encodeLockSnapshot, restoreLockSnapshot } from '../../src/lock/snapshot.js';
 import { mulberry32 } from '../helpers/random.js';
 
 /** A random PERSISTENT write over a small keyspace, so that locks collide, expire and are released. */
@@ -138,4 +138,64 @@ t.test('a version 2 snapshot (no releasers) is still read', async (t) => {
   t.equal(restored.info('persistent', 'held', 2)?.owner, 'a');
   t.equal(restored.releasedBy('free', 2), undefined);
   t.equal(restored.lock('persistent', 'free', 'c', 1000, 2), 1n, 'the tombstone token is kept');
+});
+
+t.test('a snapshot encoded in slices is the state when its encoder was made, whatever changes while it is written', async (t) => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const rng = mulberry32(seed);
+    const machine = new LockStateMachine({ tombstonesMax: 8 });
+    let now = 1000;
+    for (let i = 0; i < 300; i++) {
+      now += Math.floor(rng() * 5);
+      applyCommand(machine, { logTimeMs: now, op: randomOp(rng) });
+    }
+    const expected = Buffer.from(encodeLockSnapshot(machine, now)).toString('hex');
+    const encoder = new LockSnapshotEncoder(machine, now);
+    const captured = now;
+    let slices = 1;
+    while (!encoder.step(3)) {
+      slices++;
+      // Writes, releases, expiries and evictions between slices reuse slots and grow the table.
+      for (let i = 0; i < 5; i++) {
+        now += Math.floor(rng() * 5);
+        applyCommand(machine, { logTimeMs: now, op: randomOp(rng) });
+      }
+      applyCommand(machine, { logTimeMs: now, op: { kind: 'lock', durability: 'persistent', resource: `new${slices}`, owner: 'x', ttlMs: 50 } });
+    }
+    t.ok(slices > 5, `seed ${seed}: ${slices} slices`);
+    t.equal(Buffer.from(encoder.bytes()).toString('hex'), expected, `seed ${seed}: the bytes of an encoding made at once, then`);
+    t.equal(encoder.step(3), true, 'a finished encoder stays finished');
+    const restored = new LockStateMachine({ tombstonesMax: 8 });
+    t.same(restoreLockSnapshot(restored, encoder.bytes()), { logTimeMs: captured });
+  }
+  const unfinished = new LockSnapshotEncoder(new LockStateMachine(), 0);
+  t.throws(() => unfinished.bytes(), /not fully encoded/);
+});
+
+t.test('tokens up to 2^53 - 1 and a floor one past it round-trip; a larger token in a snapshot is refused', async (t) => {
+  const machine = new LockStateMachine({ tombstonesMax: 0 });
+  // Every token handed out: the floor is one past the largest.
+  machine.persistent.grant('r', 'a', 1000);
+  const bytes = encodeLockSnapshot(machine, 0);
+  // Layout: header (21 bytes), floor (u64) at 21, expired (f64), count (u32), then 'r' with its u64 token after its name.
+  const view = Buffer.from(bytes);
+  view.writeUInt32BE(0x1fffff, 21);
+  view.writeUInt32BE(0xffffffff, 25);
+  const tokenAt = 21 + 8 + 8 + 4 + 4 + 1;
+  view.writeUInt32BE(0x1fffff, tokenAt);
+  view.writeUInt32BE(0xfffffffe, tokenAt + 4);
+  const restored = new LockStateMachine({ tombstonesMax: 0 });
+  restoreLockSnapshot(restored, view);
+  t.equal(restored.info('persistent', 'r', 1)?.token, 2n ** 53n - 2n, 'the largest tokens are read exactly');
+  t.same(Buffer.from(encodeLockSnapshot(restored, 0)).toString('hex'), view.toString('hex'), 'and written back exactly');
+  view.writeUInt32BE(0x200000, 21);
+  view.writeUInt32BE(0, 25);
+  restoreLockSnapshot(new LockStateMachine({ tombstonesMax: 0 }), view);
+  t.pass('a floor of 2^53 (every token used) is read');
+  view.writeUInt32BE(1, 25);
+  t.throws(() => restoreLockSnapshot(new LockStateMachine(), view), /the token floor is 9007199254740993, past 9007199254740992/);
+  view.writeUInt32BE(0, 25);
+  view.writeUInt32BE(0x200000, tokenAt);
+  view.writeUInt32BE(0, tokenAt + 4);
+  t.throws(() => restoreLockSnapshot(new LockStateMachine(), view), /the token of 'r' is 9007199254740992, past 9007199254740991/);
 });
