@@ -1,7 +1,7 @@
 import { RawNode } from '../../raft/rawnode.js';
 import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, MemoryStorage } from '../../raft/storage.js';
 import type { ConfState, Entry, Message, NodeId, Ready, Snapshot } from '../../raft/types.js';
-import { ErrProposalDropped, ErrReadIndexDropped } from '../../raft/errors.js';
+import { ErrProposalDropped, ErrReadIndexDropped, ErrSnapshotTemporarilyUnavailable } from '../../raft/errors.js';
 import { applyToConf, decodeConfChange, type ConfChange } from '../../raft/confchange.js';
 import type { RaftConfig } from '../../raft/config.js';
 import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/index.js';
@@ -148,23 +148,50 @@ export interface SnapshotReport {
 /**
  * The replica's log storage. Once a snapshot is durable its bytes are
  * dropped from memory (they are as large as the lock table); in the rare
- * case a lagging follower needs them, the lock table is encoded again as of
- * the last applied entry, which is a snapshot at least as new.
+ * case a lagging follower needs them, they are read back from the snapshot's
+ * file, in the background (the leader retries meanwhile: the storage says the
+ * snapshot is temporarily unavailable). If the file cannot give them, the lock
+ * table is encoded again as of the last applied entry, a snapshot at least as new.
  */
 class ReplicaStorage extends MemoryStorage {
   private released = false;
+  /** The released bytes are being read back. */
+  private loading = false;
+  /** Reading them back failed: encode the table instead. */
+  private reloadFailed = false;
 
-  constructor(conf: ConfState, private readonly encodeApplied: () => { index: number; data: Uint8Array }) {
+  constructor(
+    conf: ConfState,
+    private readonly encodeApplied: () => { index: number; conf: ConfState; data: Uint8Array },
+    private readonly loadSaved: (index: number) => Promise<Uint8Array | null>,
+  ) {
     super(conf);
   }
 
   override snapshot(): Snapshot {
     if (!this.released) return this.snap;
-    this.released = false;
-    const { index, data } = this.encodeApplied();
-    if (index > this.snap.meta.index) return this.createSnapshot(index, this.snap.meta.conf, data);
-    this.snap = { meta: this.snap.meta, data };
-    return this.snap;
+    if (this.reloadFailed) {
+      this.released = false;
+      const { index, conf, data } = this.encodeApplied();
+      if (index > this.snap.meta.index) return this.createSnapshot(index, conf, data);
+      this.snap = { meta: this.snap.meta, data };
+      return this.snap;
+    }
+    if (!this.loading) {
+      this.loading = true;
+      const meta = this.snap.meta;
+      const settle = (data: Uint8Array | null): void => {
+        this.loading = false;
+        if (this.snap.meta !== meta || !this.released) return; // a newer snapshot came meanwhile
+        if (data === null) this.reloadFailed = true;
+        else {
+          this.snap = { meta, data };
+          this.released = false;
+        }
+      };
+      this.loadSaved(meta.index).then(settle, () => settle(null));
+    }
+    throw new ErrSnapshotTemporarilyUnavailable();
   }
 
   /** Drops the snapshot's bytes if it is still the one at index. */
@@ -176,11 +203,13 @@ class ReplicaStorage extends MemoryStorage {
 
   override createSnapshot(index: number, conf: ConfState, data: Uint8Array): Snapshot {
     this.released = false;
+    this.reloadFailed = false;
     return super.createSnapshot(index, conf, data);
   }
 
   override applySnapshot(snapshot: Snapshot): void {
     this.released = false;
+    this.reloadFailed = false;
     super.applySnapshot(snapshot);
   }
 
@@ -318,9 +347,14 @@ export class Replica {
 
   private constructor(private readonly options: ReplicaOptions, restored: Snapshot | undefined) {
     this.policy = { ...DEFAULT_SNAPSHOT_POLICY, ...options.snapshotPolicy };
-    this.storage = new ReplicaStorage(options.conf, () => ({
-      index: this.applied, data: encodeLockSnapshot(options.machine, this.appliedLogTimeMs),
-    }));
+    this.storage = new ReplicaStorage(
+      options.conf,
+      () => ({ index: this.applied, conf: this.conf, data: encodeLockSnapshot(options.machine, this.appliedLogTimeMs) }),
+      async (index) => {
+        const file = await options.snapshots?.load(options.group);
+        return file != null && file.index === index ? file.data : null;
+      },
+    );
     if (restored !== undefined) {
       this.storage.applySnapshot(restored);
       this.restoreMachine(restored.data);

@@ -172,6 +172,43 @@ t.test('a paced snapshot of a follower waits for the log to hold what the follow
   t.equal(state(follower.machine), state(leader.machine), 'the follower has the leader\'s table');
 });
 
+t.test('a leader reads a snapshot it no longer holds in memory back from its file for a lagging follower; without the file it encodes its table', async (t) => {
+  for (const withFile of [true, false]) {
+    const fs = new MemoryFs();
+    const ids = ['n1', 'n2', 'n3'];
+    type Node = Awaited<ReturnType<typeof openReplica>>;
+    const net = new ReplicaNet<Node>(0);
+    const { nodes, down, deliver, tickAll } = net;
+    for (const id of ids) nodes.set(id, await openReplica(fs, id, ids, net.clock, net.send));
+    nodes.get('n1')!.replica.campaign();
+    await waitFor(() => [...nodes.values()].some((n) => n.replica.isLeader), tickAll, 'a leader');
+    const leader = [...nodes.values()].find((n) => n.replica.isLeader)!;
+    const laggard = ids.find((id) => nodes.get(id) !== leader)!;
+    let loads = 0;
+    const load = leader.snapshots!.load.bind(leader.snapshots!);
+    leader.snapshots!.load = async (group) => {
+      loads++;
+      return withFile ? load(group) : null;
+    };
+    down.add(laggard);
+    for (let i = 0; i < 60; i++) {
+      let done = false;
+      void leader.replica.propose({ kind: 'lock', durability: 'persistent', resource: `r${i}`, owner: 'o', ttlMs: 60_000 }).then(() => (done = true));
+      await waitFor(() => done, deliver, `write ${i}`);
+    }
+    await waitFor(async () => (await leader.snapshots!.list(0)).some((s) => s.index > 40), deliver, 'a durable snapshot on the leader');
+    // Its bytes are dropped from memory once durable; what the follower gets must come from somewhere.
+    const fileIndex = (await leader.snapshots!.list(0)).at(-1)!.index;
+    down.delete(laggard);
+    const follower = nodes.get(laggard)!;
+    await waitFor(() => follower.replica.appliedIndex >= leader.replica.appliedIndex, tickAll, 'the follower to catch up');
+    if (withFile) t.equal(follower.replica.snapshotIndex, fileIndex, 'it installed the snapshot of the file');
+    else t.ok(follower.replica.snapshotIndex >= fileIndex, `it installed the table encoded again (${follower.replica.snapshotIndex}, file ${fileIndex})`);
+    t.ok(loads >= 1, `${withFile ? 'file' : 'no file'}: the leader looked for the file`);
+    t.equal(state(follower.machine), state(leader.machine), `${withFile ? 'file' : 'no file'}: the follower has the leader's table`);
+  }
+});
+
 t.test('a snapshot saved just before a crash, without its WAL marker, is used and its marker recorded', async (t) => {
   const fs = new MemoryFs();
   let now = 1000;
