@@ -5,7 +5,7 @@ import { ErrProposalDropped, ErrReadIndexDropped, ErrSnapshotTemporarilyUnavaila
 import { applyToConf, decodeConfChange, type ConfChange } from '../../raft/confchange.js';
 import type { RaftConfig } from '../../raft/config.js';
 import type { Wal, GroupReplay, WalRecord, SnapshotStore } from '../storage/index.js';
-import { LockSnapshotEncoder, encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
+import { LockSnapshotDecoder, LockSnapshotEncoder, encodeLockSnapshot, restoreLockSnapshot } from '../lock/snapshot.js';
 import { applyCommand, commandLogTime, decodeCommand, encodeCommand, noopOutcome, type LockOp, type LockResult } from '../lock/commands.js';
 import type { LockStateMachine } from '../lock/machine.js';
 import { activeTrace, traceNow, type CommandTrace } from '../trace/trace.js';
@@ -285,6 +285,8 @@ export class Replica {
   private readonly policy: SnapshotPolicy;
   /** The local snapshot being written to disk, if any. */
   private snapshotTask: Promise<void> | null = null;
+  /** A leader's snapshot is being installed (from its WAL write until the lock table is replaced). */
+  private installing = false;
   /** See whenLogHoldsApplied(). */
   private logHoldsApplied: (() => void)[] = [];
   /** Largest log time appended or applied; while leader, no less than any stamp it gave. */
@@ -659,6 +661,8 @@ export class Replica {
       this.options.onApplied?.();
     }
     const records: WalRecord[] = [];
+    // No snapshot of this replica's own starts until the leader's is installed (WAL markers go in index order).
+    if (rd.snapshot !== undefined) this.installing = true;
     if (rd.snapshot !== undefined) records.push(await this.installSnapshot(rd.snapshot));
     if (rd.entries.length > 0) records.push({ type: 'entries', group: this.options.group, entries: rd.entries });
     if (rd.hardState !== undefined) records.push({ type: 'hardState', group: this.options.group, hardState: rd.hardState });
@@ -679,12 +683,22 @@ export class Replica {
       }
     }
     if (rd.snapshot !== undefined) {
-      // Durable now: the lock table becomes the snapshot's.
-      this.restoreMachine(rd.snapshot.data);
+      // Durable now: the lock table becomes the snapshot's (decoded in slices when paced).
+      const pacing = this.options.snapshotPacing;
+      if (pacing === undefined) this.restoreMachine(rd.snapshot.data);
+      else {
+        const decoder = new LockSnapshotDecoder(rd.snapshot.data);
+        while (!decoder.step(pacing.sliceRecords)) {
+          await pacing.nextSlice();
+          if (this.failed !== null) return;
+        }
+        this.restored(decoder.installInto(this.options.machine).logTimeMs);
+      }
       this.applied = rd.snapshot.meta.index;
       this.conf = rd.snapshot.meta.conf;
       this.storage.applySnapshot(rd.snapshot);
       this.storage.releaseData(rd.snapshot.meta.index);
+      this.installing = false;
       this.options.onMembership?.();
     }
     this.storage.append(rd.entries);
@@ -725,7 +739,11 @@ export class Replica {
   }
 
   private restoreMachine(data: Uint8Array): void {
-    const { logTimeMs } = restoreLockSnapshot(this.options.machine, data);
+    this.restored(restoreLockSnapshot(this.options.machine, data).logTimeMs);
+  }
+
+  /** The lock table is a snapshot's now, taken at log time logTimeMs. */
+  private restored(logTimeMs: number): void {
     if (logTimeMs > this.lastLogTimeMs) this.lastLogTimeMs = logTimeMs;
     if (logTimeMs > this.appliedLogTimeMs) this.appliedLogTimeMs = logTimeMs;
   }
@@ -738,7 +756,7 @@ export class Replica {
    */
   private maybeSnapshot(): void {
     const store = this.options.snapshots;
-    if (store === undefined || this.snapshotTask !== null || this.failed !== null) return;
+    if (store === undefined || this.snapshotTask !== null || this.installing || this.failed !== null) return;
     const last = this.storage.snapshotMeta;
     const due = Math.max(this.policy.minEntries, this.policy.tableRatio * this.options.machine.persistent.recordCount);
     if (this.applied - last.index < due) return;

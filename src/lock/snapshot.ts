@@ -10,7 +10,7 @@
  */
 import { Reader, Writer } from './codec.js';
 import type { LockStateMachine } from './machine.js';
-import type { TableImage } from './table.js';
+import { TableReader, type TableImage } from './table.js';
 
 const MAGIC = 0x524c4c53; // 'RLLS'
 const VERSION = 3;
@@ -80,16 +80,49 @@ export class LockSnapshotEncoder {
 /**
  * Replaces the machine's replicated state with a snapshot's; returns the log
  * time it was taken at. Throws on bytes encodeLockSnapshot did not write,
- * leaving the table unusable: the caller must stop.
+ * leaving the machine as it was.
  */
 export function restoreLockSnapshot(machine: LockStateMachine, bytes: Uint8Array): { logTimeMs: number } {
-  const r = new Reader(bytes, 'lock snapshot');
-  if (r.u32() !== MAGIC) throw r.error('bad magic');
-  const version = r.u8();
-  if (version < 1 || version > VERSION) throw r.error(`unknown format version ${version}`);
-  const logTimeMs = r.f64();
-  machine.ephemeralHorizonMs = version >= 2 ? r.f64() : 0;
-  machine.persistent.readSnapshot(r);
-  r.end();
-  return { logTimeMs };
+  const decoder = new LockSnapshotDecoder(bytes);
+  decoder.step(Infinity);
+  return decoder.installInto(machine);
+}
+
+/**
+ * restoreLockSnapshot() a slice at a time: step() reads records into new
+ * columns, and installInto() replaces the machine's state with them at once,
+ * so a large snapshot never holds the event loop for the whole decoding.
+ */
+export class LockSnapshotDecoder {
+  private readonly r: Reader;
+  private readonly table: TableReader;
+  private readonly logTimeMs: number;
+  private readonly horizonMs: number;
+  private done = false;
+
+  constructor(bytes: Uint8Array) {
+    const r = new Reader(bytes, 'lock snapshot');
+    if (r.u32() !== MAGIC) throw r.error('bad magic');
+    const version = r.u8();
+    if (version < 1 || version > VERSION) throw r.error(`unknown format version ${version}`);
+    this.logTimeMs = r.f64();
+    this.horizonMs = version >= 2 ? r.f64() : 0;
+    this.r = r;
+    this.table = new TableReader(r);
+  }
+
+  /** Reads up to `records` more records; true once all are. */
+  step(records: number): boolean {
+    if (!this.done) this.done = this.table.step(records);
+    return this.done;
+  }
+
+  /** Replaces the machine's replicated state (once step() returned true); returns the snapshot's log time. */
+  installInto(machine: LockStateMachine): { logTimeMs: number } {
+    if (!this.done) throw new Error('the lock snapshot is not fully read yet');
+    this.r.end();
+    this.table.installInto(machine.persistent);
+    machine.ephemeralHorizonMs = this.horizonMs;
+    return { logTimeMs: this.logTimeMs };
+  }
 }

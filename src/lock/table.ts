@@ -58,19 +58,19 @@ const INITIAL_SLOTS = 64;
  */
 export class LockTable {
   /** Resource → slot, in insertion order, which eviction and snapshots follow. */
-  private readonly slots = new Map<string, Slot>();
+  private slots = new Map<string, Slot>();
   /** Slot s: [2s] expiresAtMs (NO_EXPIRY for none and for tombstones), [2s + 1] token. */
   private cells = new Float64Array(2 * INITIAL_SLOTS);
   /** Slot s's holder; null for a tombstone or an unused slot. Its length is the slots handed out. */
-  private readonly owners: (string | null)[] = [];
+  private owners: (string | null)[] = [];
   /**
    * The owner whose release() last freed slot s, kept while a later owner
    * holds it; null once a lease ran out there (expiry is not a release).
    */
-  private readonly releasers: (string | null)[] = [];
+  private releasers: (string | null)[] = [];
   /** Slots of evicted tombstones, handed out again before new ones. */
-  private readonly freeSlots: Slot[] = [];
-  private readonly expiries = new DeadlineHeap();
+  private freeSlots: Slot[] = [];
+  private expiries = new DeadlineHeap();
   /** Every resource without a record starts from this token. */
   private tokenFloor = 0;
   private live = 0;
@@ -314,44 +314,28 @@ export class LockTable {
 
   /** Replaces the whole table with what writeSnapshot() wrote. */
   readSnapshot(r: Reader): void {
-    this.slots.clear();
-    this.owners.length = 0;
-    this.releasers.length = 0;
-    this.freeSlots.length = 0;
+    const reader = new TableReader(r);
+    reader.step(Infinity);
+    reader.installInto(this);
+  }
+
+  /**
+   * Takes over the columns a TableReader built: the whole table becomes the
+   * snapshot's. Waiters see nothing freed (they are the leader's, and a
+   * replica installs a snapshot only as a follower).
+   */
+  adopt(columns: TableColumns): void {
+    this.slots = columns.slots;
+    this.cells = columns.cells;
+    this.owners = columns.owners;
+    this.releasers = columns.releasers;
+    this.freeSlots = [];
     this.freed = [];
-    // The floor is one past a forgotten token, so it may be one past TOKEN_MAX.
-    this.tokenFloor = readToken(r, TOKEN_MAX + 1, null);
-    this.expiredTotal = r.f64();
-    this.live = 0;
-    this.expiring = 0;
-    const count = r.u32();
-    this.cells = new Float64Array(2 * Math.max(count, INITIAL_SLOTS));
-    // Sized first and filled by index: pushing a million entries costs several times more.
-    const { owners, releasers, cells, slots } = this;
-    owners.length = count;
-    releasers.length = count;
-    for (let slot = 0; slot < count; slot++) {
-      const resource = r.str();
-      const token = readToken(r, TOKEN_MAX, resource);
-      const expiresAtMs = r.f64();
-      const tag = r.u8();
-      if (tag > 3) throw r.error(`record tag ${tag} of '${resource}'`);
-      const owner = (tag & 1) !== 0 ? this.shared(r.str()) : null;
-      const releaser = (tag & 2) !== 0 ? r.str() : null;
-      if (owner !== null) {
-        this.live += 1;
-        if (expiresAtMs !== NO_EXPIRY) this.expiring += 1;
-      } else if (expiresAtMs !== NO_EXPIRY) {
-        throw r.error(`free resource '${resource}' has an expiry`);
-      }
-      slots.set(resource, slot);
-      owners[slot] = owner;
-      releasers[slot] = releaser;
-      cells[2 * slot] = expiresAtMs;
-      cells[2 * slot + 1] = token;
-    }
-    if (this.slots.size !== count) throw r.error('a resource appears twice');
-    this.rebuildExpiries();
+    this.expiries = columns.expiries;
+    this.tokenFloor = columns.tokenFloor;
+    this.expiredTotal = columns.expiredTotal;
+    this.live = columns.live;
+    this.expiring = columns.expiring;
   }
 
   /** All live (unexpired) entries, as copies; for tests. */
@@ -437,6 +421,96 @@ export class LockTable {
 
 const EMPTY: string[] = [];
 
+
+/** What a TableReader builds and LockTable.adopt() takes over. */
+export interface TableColumns {
+  slots: Map<string, Slot>;
+  cells: Float64Array<ArrayBuffer>;
+  owners: (string | null)[];
+  releasers: (string | null)[];
+  expiries: DeadlineHeap;
+  tokenFloor: number;
+  expiredTotal: number;
+  live: number;
+  expiring: number;
+}
+
+/**
+ * Reads a table that writeSnapshot() wrote into new columns, all at once or
+ * a slice at a time; installInto() then replaces a table's contents with
+ * them, so the table is never seen half read.
+ */
+export class TableReader {
+  private readonly columns: TableColumns;
+  private readonly count: number;
+  private read = 0;
+  private lastOwner = '';
+
+  constructor(private readonly r: Reader) {
+    // The floor is one past a forgotten token, so it may be one past TOKEN_MAX.
+    const tokenFloor = readToken(r, TOKEN_MAX + 1, null);
+    const expiredTotal = r.f64();
+    const count = r.u32();
+    this.count = count;
+    this.columns = {
+      slots: new Map(),
+      cells: new Float64Array(2 * Math.max(count, INITIAL_SLOTS)),
+      // Sized first and filled by index: pushing a million entries costs several times more.
+      owners: new Array<string | null>(count),
+      releasers: new Array<string | null>(count),
+      expiries: new DeadlineHeap(),
+      tokenFloor,
+      expiredTotal,
+      live: 0,
+      expiring: 0,
+    };
+  }
+
+  /** Reads up to n more records; true once every record is read. */
+  step(n: number): boolean {
+    const { r, columns } = this;
+    const { slots, owners, releasers, cells, expiries } = columns;
+    const end = Math.min(this.count, this.read + n);
+    for (let slot = this.read; slot < end; slot++) {
+      const resource = r.str();
+      const token = readToken(r, TOKEN_MAX, resource);
+      const expiresAtMs = r.f64();
+      const tag = r.u8();
+      if (tag > 3) throw r.error(`record tag ${tag} of '${resource}'`);
+      let owner: string | null = null;
+      if ((tag & 1) !== 0) {
+        owner = r.str();
+        // A client that takes many locks in a row sends its name with each: one string for all.
+        if (owner === this.lastOwner) owner = this.lastOwner;
+        else this.lastOwner = owner;
+      }
+      const releaser = (tag & 2) !== 0 ? r.str() : null;
+      if (owner !== null) {
+        columns.live += 1;
+        if (expiresAtMs !== NO_EXPIRY) {
+          columns.expiring += 1;
+          expiries.push(expiresAtMs, resource);
+        }
+      } else if (expiresAtMs !== NO_EXPIRY) {
+        throw r.error(`free resource '${resource}' has an expiry`);
+      }
+      slots.set(resource, slot);
+      if (slots.size !== slot + 1) throw r.error('a resource appears twice');
+      owners[slot] = owner;
+      releasers[slot] = releaser;
+      cells[2 * slot] = expiresAtMs;
+      cells[2 * slot + 1] = token;
+    }
+    this.read = end;
+    return end === this.count;
+  }
+
+  /** Replaces table's contents with what was read (every record must be). */
+  installInto(table: LockTable): void {
+    if (this.read !== this.count) throw new Error('the table snapshot is not fully read yet');
+    table.adopt(this.columns);
+  }
+}
 
 /**
  * A LockTable's records copied in Map order (LockTable.image()), written out

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { LockStateMachine } from '../../src/lock/machine.js';
 import { applyCommand, type LockOp } from '../../src/lock/commands.js';
-import { LockSnapshotEncoder, encodeLockSnapshot, restoreLockSnapshot } from '../../src/lock/snapshot.js';
+import { LockSnapshotDecoder, LockSnapshotEncoder, encodeLockSnapshot, restoreLockSnapshot } from '../../src/lock/snapshot.js';
 import { mulberry32 } from '../helpers/random.js';
 
 /** A random PERSISTENT write over a small keyspace, so that locks collide, expire and are released. */
@@ -198,4 +198,56 @@ t.test('tokens up to 2^53 - 1 and a floor one past it round-trip; a larger token
   view.writeUInt32BE(0x200000, tokenAt);
   view.writeUInt32BE(0, tokenAt + 4);
   t.throws(() => restoreLockSnapshot(new LockStateMachine(), view), /the token of 'r' is 9007199254740992, past 9007199254740991/);
+});
+
+t.test('a snapshot read in slices installs the same state as one read at once, and only when complete', async (t) => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const rng = mulberry32(seed);
+    const original = new LockStateMachine({ tombstonesMax: 8 });
+    let now = 1000;
+    for (let i = 0; i < 300; i++) {
+      now += Math.floor(rng() * 5);
+      applyCommand(original, { logTimeMs: now, op: randomOp(rng) });
+    }
+    const bytes = encodeLockSnapshot(original, now);
+    const atOnce = new LockStateMachine({ tombstonesMax: 8 });
+    restoreLockSnapshot(atOnce, bytes);
+    const sliced = new LockStateMachine({ tombstonesMax: 8 });
+    sliced.lock('persistent', 'before', 'x', 1e9, 0);
+    const decoder = new LockSnapshotDecoder(bytes);
+    let slices = 1;
+    while (!decoder.step(2)) {
+      slices++;
+      t.equal(sliced.info('persistent', 'before', 1)?.owner, 'x', 'the table is untouched until the install');
+    }
+    t.same(decoder.installInto(sliced), { logTimeMs: now });
+    t.ok(slices > 3, `seed ${seed}: ${slices} slices`);
+    t.equal(Buffer.from(encodeLockSnapshot(sliced, now)).toString('hex'), Buffer.from(bytes).toString('hex'), `seed ${seed}: the snapshot's state`);
+    // Same behaviour from then on, expiries included.
+    for (let i = 0; i < 200; i++) {
+      now += Math.floor(rng() * 5);
+      const op = randomOp(rng);
+      t.same(applyCommand(sliced, { logTimeMs: now, op }), applyCommand(atOnce, { logTimeMs: now, op }));
+    }
+  }
+  const unfinished = new LockSnapshotDecoder(encodeLockSnapshot(new LockStateMachine(), 0));
+  t.throws(() => unfinished.installInto(new LockStateMachine()), /not fully read/);
+});
+
+t.test('a damaged snapshot leaves the machine as it was', async (t) => {
+  const source = new LockStateMachine();
+  for (let i = 0; i < 20; i++) source.lock('persistent', `r${i}`, 'a', 1000, 0);
+  const bytes = encodeLockSnapshot(source, 0);
+  const machine = new LockStateMachine();
+  machine.lock('persistent', 'mine', 'me', 1000, 0);
+  const before = Buffer.from(encodeLockSnapshot(machine, 0)).toString('hex');
+  t.throws(() => restoreLockSnapshot(machine, new Uint8Array([...bytes, 0])), /trailing bytes/);
+  t.throws(() => restoreLockSnapshot(machine, bytes.subarray(0, bytes.length - 10)), /truncated/);
+  const duplicate = new LockStateMachine();
+  duplicate.lock('persistent', 'rr', 'a', 1000, 0);
+  duplicate.lock('persistent', 'rs', 'a', 1000, 0);
+  const twice = Buffer.from(encodeLockSnapshot(duplicate, 0));
+  twice[twice.indexOf('rs') + 1] = 'r'.charCodeAt(0);
+  t.throws(() => restoreLockSnapshot(machine, twice), /a resource appears twice/);
+  t.equal(Buffer.from(encodeLockSnapshot(machine, 0)).toString('hex'), before);
 });
