@@ -64,7 +64,7 @@ export interface ReplicaOptions {
   snapshots?: SnapshotStore;
   /** When to snapshot and how much log to keep after one (default DEFAULT_SNAPSHOT_POLICY). */
   snapshotPolicy?: Partial<SnapshotPolicy>;
-  /** How snapshots are encoded: without, all at once when due (as in the simulator). */
+  /** How snapshots are encoded, and a leader's decoded: without, all at once (as in the simulator). */
   snapshotPacing?: SnapshotPacing;
   machine: LockStateMachine;
   /** This node's monotonic clock in ms (injected: the simulator drifts it). */
@@ -120,12 +120,12 @@ export interface SnapshotPolicy {
 }
 
 /**
- * Encoding a snapshot in slices, so that a large lock table never holds the
- * event loop (and with it heartbeats: a stall past the election timeout
- * costs the node its leaderships) for the whole encoding.
+ * Encoding a snapshot, or decoding a leader's, in slices, so that a large
+ * lock table never holds the event loop (and with it heartbeats: a stall past
+ * the election timeout costs the node its leaderships) for the whole of it.
  */
 export interface SnapshotPacing {
-  /** Records encoded per slice. */
+  /** Records encoded or decoded per slice. */
   sliceRecords: number;
   /** Resolves when the next slice may run: after the I/O and timers waiting now. */
   nextSlice(): Promise<void>;
