@@ -33,47 +33,44 @@ export function encodeLockSnapshot(machine: LockStateMachine, logTimeMs: number)
  */
 export class LockSnapshotEncoder {
   private readonly image: TableImage;
-  private header: Writer | null;
-  private readonly chunks: Uint8Array[] = [];
+  private readonly w: Writer;
   private bytesPerRecord = 48;
+  /** Room for every record is reserved (after the first slice measured their size). */
+  private reserved = false;
   private done = false;
+  private taken: Uint8Array | null = null;
 
   constructor(machine: LockStateMachine, logTimeMs: number) {
     this.image = machine.persistent.image();
-    this.header = new Writer(HEADER_BYTES + 20).u32(MAGIC).u8(VERSION).f64(logTimeMs).f64(machine.ephemeralHorizonMs);
-    this.image.writeHeader(this.header);
+    this.w = new Writer(HEADER_BYTES + 20).u32(MAGIC).u8(VERSION).f64(logTimeMs).f64(machine.ephemeralHorizonMs);
+    this.image.writeHeader(this.w);
   }
 
   /** Encodes up to `records` more records; true once the snapshot is complete. */
   step(records: number): boolean {
     if (this.done) return true;
-    const n = Math.min(records, this.image.count - this.image.written);
-    let w = this.header;
-    this.header = null;
-    // Sized from the records so far: one allocation per slice, rarely grown.
-    const room = Math.ceil(n * this.bytesPerRecord) + 64;
-    if (w === null) w = new Writer(room);
-    else w.room(room);
+    const { image, w } = this;
+    const left = image.count - image.written;
+    const n = Math.min(records, left);
+    // One allocation for the rest once the first slice showed how large records are: no copy
+    // per slice and none at the end.
+    if (!this.reserved && image.written > 0) {
+      w.room(Math.ceil(left * this.bytesPerRecord) + 64);
+      this.reserved = true;
+    } else {
+      w.room(Math.ceil(n * this.bytesPerRecord) + 64);
+    }
     const start = w.length;
-    this.done = this.image.writeRecords(w, n);
+    this.done = image.writeRecords(w, n);
     if (n > 0) this.bytesPerRecord = Math.max(this.bytesPerRecord, ((w.length - start) / n) * 1.05);
-    this.chunks.push(w.take());
     return this.done;
   }
 
   /** The snapshot, once step() returned true. */
   bytes(): Uint8Array {
     if (!this.done) throw new Error('the lock snapshot is not fully encoded yet');
-    if (this.chunks.length === 1) return this.chunks[0]!;
-    let length = 0;
-    for (const chunk of this.chunks) length += chunk.length;
-    const out = new Uint8Array(length);
-    let at = 0;
-    for (const chunk of this.chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    return out;
+    this.taken ??= this.w.take();
+    return this.taken;
   }
 }
 
