@@ -661,9 +661,11 @@ export class Replica {
       this.options.onApplied?.();
     }
     const records: WalRecord[] = [];
-    // No snapshot of this replica's own starts until the leader's is installed (WAL markers go in index order).
-    if (rd.snapshot !== undefined) this.installing = true;
-    if (rd.snapshot !== undefined) records.push(await this.installSnapshot(rd.snapshot));
+    if (rd.snapshot !== undefined) {
+      // No snapshot of this replica's own starts until the leader's is installed (WAL markers go in index order).
+      this.installing = true;
+      records.push(await this.installSnapshot(rd.snapshot));
+    }
     if (rd.entries.length > 0) records.push({ type: 'entries', group: this.options.group, entries: rd.entries });
     if (rd.hardState !== undefined) records.push({ type: 'hardState', group: this.options.group, hardState: rd.hardState });
     // Entries and the vote are durable before any message that depends on them leaves.

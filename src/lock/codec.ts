@@ -135,23 +135,6 @@ export class Reader {
     return b[at]! * 0x1000000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
   }
 
-  u64(): bigint {
-    const hi = this.u32();
-    return (BigInt(hi) << 32n) | BigInt(this.u32());
-  }
-
-  /** A u64 as a number, or null past 2^53 (the caller may read it again with u64() to say what it was). */
-  u64n(): number | null {
-    const hi = this.u32();
-    const lo = this.u32();
-    return hi < 0x200000 || (hi === 0x200000 && lo === 0) ? hi * 0x100000000 + lo : null;
-  }
-
-  /** Steps back n bytes (to read a value again another way). */
-  back(n: number): void {
-    this.at -= n;
-  }
-
   f64(): number {
     this.need(8);
     const n = readF64BE(this.bytes, this.at);

@@ -35,8 +35,6 @@ export class LockSnapshotEncoder {
   private readonly image: TableImage;
   private readonly w: Writer;
   private bytesPerRecord = 48;
-  /** Room for every record is reserved (after the first slice measured their size). */
-  private reserved = false;
   private done = false;
   private taken: Uint8Array | null = null;
 
@@ -52,14 +50,9 @@ export class LockSnapshotEncoder {
     const { image, w } = this;
     const left = image.count - image.written;
     const n = Math.min(records, left);
-    // One allocation for the rest once the first slice showed how large records are: no copy
-    // per slice and none at the end.
-    if (!this.reserved && image.written > 0) {
-      w.room(Math.ceil(left * this.bytesPerRecord) + 64);
-      this.reserved = true;
-    } else {
-      w.room(Math.ceil(n * this.bytesPerRecord) + 64);
-    }
+    // Room for all that is left once the first slice showed how large records are: one
+    // allocation for the rest, no copy per slice and none at the end.
+    w.room(Math.ceil((image.written > 0 ? left : n) * this.bytesPerRecord) + 64);
     const start = w.length;
     this.done = image.writeRecords(w, n);
     if (n > 0) this.bytesPerRecord = Math.max(this.bytesPerRecord, ((w.length - start) / n) * 1.05);

@@ -421,7 +421,6 @@ export class LockTable {
 
 const EMPTY: string[] = [];
 
-
 /** What a TableReader builds and LockTable.adopt() takes over. */
 export interface TableColumns {
   slots: Map<string, Slot>;
@@ -594,8 +593,10 @@ function tokensExhausted(resource: string): Error {
 
 /** A u64 token that the table can hold exactly, at most max: the token of `resource`, or with null the token floor. */
 function readToken(r: Reader, max: number, resource: string | null): number {
-  const token = r.u64n();
-  if (token !== null && token <= max) return token;
-  r.back(8);
-  throw r.error(`${resource === null ? 'the token floor' : `the token of '${resource}'`} is ${r.u64()}, past ${max}`);
+  const hi = r.u32();
+  const lo = r.u32();
+  const token = hi * 0x100000000 + lo;
+  // A number holds it exactly up to 2^53: below it (hi < 2^21), or 2^53 itself.
+  if ((hi < 0x200000 || lo === 0) && token <= max) return token;
+  throw r.error(`${resource === null ? 'the token floor' : `the token of '${resource}'`} is ${(BigInt(hi) << 32n) | BigInt(lo)}, past ${max}`);
 }
