@@ -1,12 +1,14 @@
 // Tracing overhead: the same redis-benchmark workloads against raftlock with tracing off, on at 1%
 // sampling, on at 100%, and (with --without DIR) the server built from a checkout without the
-// tracing code; the variants take turns round-robin for N rounds, on fresh processes each time.
-// Prints medians and ratios to "off"; --write puts them in the "Tracing overhead" section of
+// tracing code. Each variant is loaded at the same time as "off" (both servers warmed up, two
+// redis-benchmarks), and the commands each completed in the same window are compared: noise that
+// comes and goes hits both alike. Prints the median ratios to "off"; --write puts them in the "Tracing overhead" section of
 // bench/RESULTS.md.
 // Reproduce: npm run bench:trace-overhead -- --without /tmp/raftlock-notrace --write
 //   where /tmp/raftlock-notrace is made with
 //   git worktree add /tmp/raftlock-notrace 5c975f3 && (cd /tmp/raftlock-notrace && npm ci && npm run build)
 import { Command, InvalidArgumentError } from 'commander';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -14,6 +16,7 @@ import { ProcessCluster } from './lib/cluster.js';
 import { runProblem, waitForLeadership } from './lib/leaders.js';
 import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRaftlock } from './lib/proc.js';
 import { runRedisBenchmarkOrErrorReply } from './lib/redis-benchmark.js';
+import { callOnce } from './lib/resp-client.js';
 import { cpuMeter, otherCpuMeter } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtRatio, loadFact, machineFacts, writeSection } from './lib/report.js';
 import { median, roundOrder } from './lib/stats.js';
@@ -25,6 +28,10 @@ const NODES = 3;
 const CLIENTS = 50;
 const KEYSPACE = 100_000;
 const TARGET_NODE = 'n1';
+/** redis-benchmark -n for a load that runs until it is stopped. */
+const ENDLESS_REQUESTS = 1_000_000_000;
+/** Both loads run this long before the window opens (connections made, queues full). */
+const RAMP_MS = 2000;
 /** The issue's target: 1% sampling keeps at least this share of the throughput with tracing off. */
 const SAMPLED_TARGET = 0.95;
 
@@ -56,7 +63,8 @@ const WORKLOADS: Workload[] = [
 
 interface Options {
   rounds: number;
-  requests: number;
+  seconds: number;
+  warmup: number;
   partitions: number;
   without: string | null;
   variants: VariantName[];
@@ -64,21 +72,27 @@ interface Options {
   quick: boolean;
 }
 
-interface Run {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** Spans the receiver got while the run lasted (traced variants). */
-  spans: number;
-  /** Cores that processes outside this benchmark used during the measured run (other work on the machine). */
-  otherCores: number;
-  /** CPU time (user + system) the server processes used per request of the measured run, µs. */
+/** One variant's side of a pair: what it served while both were loaded. */
+interface Side {
+  /** Commands per second its entry node completed in the window (INFO stats total_commands_processed). */
+  rate: number;
+  /** CPU time (user + system) its server processes used per command of the window, µs. */
   cpuUsPerRequest: number;
+}
+
+/** A variant and "off" loaded at the same time over the same window. */
+interface Pair {
+  off: Side;
+  variant: Side;
+  /** Spans the variant's receiver got during the window (traced variants). */
+  spans: number;
+  /** Cores that everything but the pair's servers and load generators used during the window. */
+  otherCores: number;
   excluded: string | null;
 }
 
-/** Runs by `${workload}|${variant}`, in round order. */
-type Samples = Map<string, Run[]>;
+/** Pairs by `${workload}|${variant}`, in round order. */
+type Samples = Map<string, Pair[]>;
 const sampleKey = (w: Workload, v: VariantName): string => `${w.label}|${v}`;
 
 function variantList(value: string): VariantName[] {
@@ -90,16 +104,17 @@ function variantList(value: string): VariantName[] {
 function parseOptions(argv: string[]): Options {
   const program = new Command()
     .name('npm run bench:trace-overhead --')
-    .description('throughput with tracing off, on at 1% and 100% sampling, and without the tracing code, round-robin; medians and ratios to off')
-    .option('--rounds <n>', 'rounds; each measures every variant once, in an order that rotates, every second round backwards', positiveInt, 6)
-    .option('--requests <n>', 'requests per measurement (redis-benchmark -n)', positiveInt, 200_000)
+    .description('throughput with tracing off, on at 1% and 100% sampling, and without the tracing code: each variant loaded at the same time as "off", ratios of what they served')
+    .option('--rounds <n>', 'rounds; each loads every variant together with "off" once', positiveInt, 8)
+    .option('--seconds <n>', 'length of each measured window', positiveInt, 10)
+    .option('--warmup <n>', 'requests of each workload every variant serves before the first round', positiveInt, 200_000)
     .option('--partitions <n>', 'partitions of the cluster workload', positiveInt, 8)
     .option('--without <dir>', 'a checkout without the tracing code, built (npm ci && npm run build): runs node DIR/dist/src/server/main.js')
     .option('--variants <list>', `which of ${VARIANT_NAMES.join(',')} to measure (default: all, "without" only with --without)`, variantList)
     .option('--write', 'write the "Tracing overhead" section of bench/RESULTS.md')
-    .option('--quick', 'a short check that everything works: 1 round of 20000 requests; never writes')
+    .option('--quick', 'a short check that everything works: 1 round of 2 s windows; never writes')
     .parse(argv);
-  const raw = program.opts<{ rounds: number; requests: number; partitions: number; without?: string; variants?: VariantName[]; write?: boolean; quick?: boolean }>();
+  const raw = program.opts<{ rounds: number; seconds: number; warmup: number; partitions: number; without?: string; variants?: VariantName[]; write?: boolean; quick?: boolean }>();
   const quick = raw.quick === true;
   const pick = quickPicker(program, quick);
   const without = raw.without === undefined ? null : resolve(raw.without);
@@ -108,7 +123,8 @@ function parseOptions(argv: string[]): Options {
   if (!variants.includes('off')) throw new InvalidArgumentError('the variants must include "off": ratios are to it');
   return {
     rounds: pick('rounds', raw.rounds, 1),
-    requests: pick('requests', raw.requests, 20_000),
+    seconds: pick('seconds', raw.seconds, 2),
+    warmup: pick('warmup', raw.warmup, 2_000),
     partitions: raw.partitions,
     without, variants, write: raw.write === true && !quick, quick,
   };
@@ -131,134 +147,249 @@ function benchmarkArgs(port: number, w: Workload, requests: number, prefix: stri
   ];
 }
 
-/** A short run first (JIT warm-up, first connections), then the measured one on keys of their own. */
-async function measure(
-  server: { port: number; pids: () => (number | undefined)[] }, w: Workload, options: Options, receiver: OtlpReceiver,
-): Promise<Omit<Run, 'excluded'> & { error: string | null }> {
-  const timeoutMs = Math.max(120_000, options.requests * 2);
-  await runRedisBenchmarkOrErrorReply(benchmarkArgs(server.port, w, Math.max(1000, Math.floor(options.requests / 10)), 'warm:'), timeoutMs);
-  receiver.clear();
-  const meter = otherCpuMeter(server.pids);
-  const serverCpu = cpuMeter(server.pids);
-  const sample = await runRedisBenchmarkOrErrorReply(benchmarkArgs(server.port, w, options.requests, 'lock:'), timeoutMs);
-  const otherCores = meter.stop();
-  const cpuUsPerRequest = (serverCpu.usedSeconds() / options.requests) * 1e6;
-  return { rps: sample.rps, p50Ms: sample.p50Ms, p99Ms: sample.p99Ms, spans: receiver.spansReceived, otherCores, cpuUsPerRequest, error: sample.error };
+/** A server under test: its RESP port, its processes, and what made a run not count. */
+interface Target {
+  port: number;
+  pids: () => (number | undefined)[];
+  /** Where this variant's spans go (traced variants). */
+  receiver: OtlpReceiver | null;
+  /** Called before a measured run: returns what the run's verdict needs afterwards. */
+  before: () => Promise<unknown>;
+  /** Why the run does not count (null: it does), given its error reply and before()'s value. */
+  problem: (error: string | null, before: unknown) => Promise<string | null>;
+  close: () => Promise<void>;
 }
 
-async function measureCluster(v: Variant, env: Record<string, string>, options: Options, receiver: OtlpReceiver): Promise<[Workload, Run][]> {
-  const cluster = await ProcessCluster.start({ nodes: NODES, partitions: options.partitions, main: v.main, args: v.args, env });
+/**
+ * A warm-up run of `requests` on keys of their own, once the cluster's leaders settled. An error
+ * reply (redis-benchmark stops at the first) starts it again, up to three times.
+ */
+async function warmUp(target: Target, w: Workload, requests: number, label: string): Promise<void> {
+  let error: string | null = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await target.before();
+    error = (await runRedisBenchmarkOrErrorReply(benchmarkArgs(target.port, w, requests, 'warm:'), Math.max(120_000, requests * 2))).error;
+    if (error === null) return;
+  }
+  throw new Error(`${label}: the warm-up of ${w.label} got error replies three times, the last: ${error}`);
+}
+
+/** Commands a node has completed for its clients so far (INFO stats total_commands_processed). */
+async function commandsProcessed(port: number): Promise<number> {
+  const info = await callOnce(port, ['INFO', 'stats']);
+  const count = typeof info === 'string' ? /^total_commands_processed:(\d+)/m.exec(info)?.[1] : undefined;
+  if (count === undefined) throw new Error(`INFO stats on port ${port} has no total_commands_processed: ${String(info)}`);
+  return Number(count);
+}
+
+/** redis-benchmark loading a target until stop(); stop() resolves with the first error reply it saw, if any. */
+function startLoad(port: number, w: Workload, prefix: string): { pid: number | undefined; stop: () => Promise<string | null> } {
+  const child = spawn('redis-benchmark', benchmarkArgs(port, w, ENDLESS_REQUESTS, prefix), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString('latin1'); });
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString('latin1'); });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let stopped = false;
+  return {
+    pid: child.pid,
+    stop: async () => {
+      const early = child.exitCode !== null || child.signalCode !== null;
+      if (!stopped && !early) child.kill('SIGTERM');
+      stopped = true;
+      await exited;
+      const reply = /Error from server[^:]*: (.*)/.exec(output)?.[1];
+      if (reply !== undefined) return reply;
+      return early ? `redis-benchmark stopped before the window ended: ${output.trim().slice(-300)}` : null;
+    },
+  };
+}
+
+/**
+ * Loads `off` and `variant` at the same time: each gets its own redis-benchmark, the two compete for
+ * the same cores, and the window counts what each completed. Noise that comes and goes over
+ * seconds (other work on the machine, CPU frequency) hits both alike.
+ */
+async function measurePair(off: Target, variant: Target, w: Workload, options: Options, prefix: string): Promise<Pair> {
+  const befores = [await off.before(), await variant.before()];
+  const loads = [startLoad(off.port, w, prefix), startLoad(variant.port, w, prefix)];
   try {
-    const results: [Workload, Run][] = [];
-    for (const w of WORKLOADS.filter((x) => x.topology === 'cluster')) {
-      const before = await waitForLeadership(cluster, { balanced: true, preferred: true, stableMs: 1000, timeoutMs: 60_000 });
-      const { error, ...run } = await measure({ port: cluster.node(TARGET_NODE).port, pids: () => cluster.nodes.map((n) => n.child?.pid) }, w, options, receiver);
-      results.push([w, { ...run, excluded: await runProblem(cluster, before, error) }]);
-    }
-    return results;
+    await new Promise((r) => setTimeout(r, RAMP_MS));
+    const pids = (): (number | undefined)[] => [...off.pids(), ...variant.pids(), ...loads.map((l) => l.pid)];
+    const other = otherCpuMeter(pids);
+    const cpu = [cpuMeter(off.pids), cpuMeter(variant.pids)];
+    const start = await Promise.all([commandsProcessed(off.port), commandsProcessed(variant.port)]);
+    variant.receiver?.clear();
+    const startedAt = performance.now();
+    await new Promise((r) => setTimeout(r, options.seconds * 1000));
+    const end = await Promise.all([commandsProcessed(off.port), commandsProcessed(variant.port)]);
+    const seconds = (performance.now() - startedAt) / 1000;
+    const otherCores = other.stop();
+    const spans = variant.receiver?.spansReceived ?? 0;
+    const side = (i: number): Side => {
+      const commands = end[i]! - start[i]!;
+      return { rate: commands / seconds, cpuUsPerRequest: (cpu[i]!.usedSeconds() / commands) * 1e6 };
+    };
+    const sides = [side(0), side(1)];
+    const errors = await Promise.all(loads.map((l) => l.stop()));
+    const excluded = (await off.problem(errors[0]!, befores[0])) ?? (await variant.problem(errors[1]!, befores[1]));
+    return { off: sides[0]!, variant: sides[1]!, spans, otherCores, excluded };
   } finally {
-    await cluster.close();
+    await Promise.all(loads.map((l) => l.stop()));
   }
 }
 
-async function measureSingle(v: Variant, env: Record<string, string>, options: Options, receiver: OtlpReceiver): Promise<[Workload, Run][]> {
-  const server = await startRaftlock({ main: v.main, extraArgs: v.args, env });
+/** Stops a variant's receiver; throws if the SDK sent it anything but OTLP JSON. */
+async function closeReceiver(receiver: OtlpReceiver | null): Promise<void> {
+  if (receiver === null) return;
   try {
-    const results: [Workload, Run][] = [];
-    for (const w of WORKLOADS.filter((x) => x.topology === 'single')) {
-      const { error, ...run } = await measure({ port: server.port, pids: () => [server.child.pid] }, w, options, receiver);
-      if (server.exitStatus !== null) throw new Error(`${server.describe()} exited during the run:\n${server.stderr}`);
-      results.push([w, { ...run, excluded: error === null ? null : `error replies, e.g. ${error}` }]);
-    }
-    return results;
+    receiver.assertJson();
   } finally {
-    await server.stop();
+    await receiver.close();
   }
 }
 
-async function measureAll(options: Options, receiver: OtlpReceiver): Promise<Samples> {
+async function startTarget(v: Variant, topology: Workload['topology'], options: Options): Promise<Target> {
+  // The SDK's defaults otherwise (5 s batches, a 2048-span queue): what a user who sets only the endpoint gets.
+  const receiver = v.traced ? await OtlpReceiver.start({ keepSpans: false }) : null;
+  const env = receiver?.env() ?? {};
+  try {
+    if (topology === 'cluster') {
+      const cluster = await ProcessCluster.start({ nodes: NODES, partitions: options.partitions, main: v.main, args: v.args, env });
+      return {
+        port: cluster.node(TARGET_NODE).port,
+        pids: () => cluster.nodes.map((n) => n.child?.pid),
+        receiver,
+        before: () => waitForLeadership(cluster, { balanced: true, preferred: true, stableMs: 1000, timeoutMs: 60_000 }),
+        problem: (error, before) => runProblem(cluster, before as Awaited<ReturnType<typeof waitForLeadership>>, error),
+        close: async () => { await cluster.close(); await closeReceiver(receiver); },
+      };
+    }
+    const server = await startRaftlock({ main: v.main, extraArgs: v.args, env });
+    return {
+      port: server.port,
+      pids: () => [server.child.pid],
+      receiver,
+      before: () => Promise.resolve(null),
+      problem: (error) => {
+        if (server.exitStatus !== null) throw new Error(`${server.describe()} exited during the run:\n${server.stderr}`);
+        return Promise.resolve(error === null ? null : `error replies, e.g. ${error}`);
+      },
+      close: async () => { await server.stop(); await closeReceiver(receiver); },
+    };
+  } catch (error) {
+    await receiver?.close();
+    throw error;
+  }
+}
+
+/** A server process counts as idle below this share of a core (an idle cluster node heartbeats). */
+const IDLE_CORES_PER_PROCESS = 0.06;
+const SETTLE_WINDOW_MS = 500;
+const SETTLE_TIMEOUT_MS = 20_000;
+
+/**
+ * Waits until every server process of the benchmark is idle over a window: what a run left behind
+ * (a snapshot of the table it grew, spans still to export) must not land in the next variant's
+ * run. Returns the milliseconds waited; gives up (and says so) after SETTLE_TIMEOUT_MS.
+ */
+async function settle(targets: Iterable<Target>): Promise<number> {
+  const pids = [...targets].flatMap((t) => t.pids());
+  const started = performance.now();
+  for (;;) {
+    const meter = cpuMeter(() => pids);
+    await new Promise((r) => setTimeout(r, SETTLE_WINDOW_MS));
+    if (meter.stop() <= IDLE_CORES_PER_PROCESS * pids.length) return performance.now() - started;
+    if (performance.now() - started > SETTLE_TIMEOUT_MS) {
+      console.log(`  (the server processes were still busy after ${SETTLE_TIMEOUT_MS} ms; measuring anyway)`);
+      return performance.now() - started;
+    }
+  }
+}
+
+/**
+ * Per topology, every variant's processes start together and stay up; each is warmed up, then each
+ * round loads every other variant together with "off", one pair after another.
+ */
+async function measureAll(options: Options): Promise<Samples> {
   const samples: Samples = new Map();
   const variants = options.variants.map((n) => variantOf(n, options));
-  // The SDK's defaults otherwise (5 s batches, a 2048-span queue): what a user who sets only the endpoint gets.
-  const tracedEnv = receiver.env();
-  for (let round = 1; round <= options.rounds; round++) {
-    const order = roundOrder(variants, round);
-    for (const v of order) {
-      const env = v.traced ? tracedEnv : {};
-      for (const [w, run] of [...await measureCluster(v, env, options, receiver), ...await measureSingle(v, env, options, receiver)]) {
-        const key = sampleKey(w, v.name);
-        samples.set(key, [...(samples.get(key) ?? []), run]);
-        console.log(`round ${round}/${options.rounds}  ${w.label.padEnd(40)} ${v.label.padEnd(36)} ${fmtInt(run.rps).padStart(9)} rps  p50 ${run.p50Ms.toFixed(2)} ms` +
-          `  server CPU ${run.cpuUsPerRequest.toFixed(1)} µs/request  other processes ${run.otherCores.toFixed(2)} cores` +
-          `${v.traced ? `  ${fmtInt(run.spans)} spans exported` : ''}${run.excluded === null ? '' : `  EXCLUDED: ${run.excluded}`}`);
+  for (const topology of ['cluster', 'single'] as const) {
+    const workloads = WORKLOADS.filter((w) => w.topology === topology);
+    const targets = new Map<VariantName, Target>();
+    try {
+      for (const v of variants) targets.set(v.name, await startTarget(v, topology, options));
+      for (const w of workloads) {
+        for (const v of variants) await warmUp(targets.get(v.name)!, w, options.warmup, v.label);
       }
+      const off = targets.get('off')!;
+      const others = variants.filter((v) => v.name !== 'off');
+      for (let round = 1; round <= options.rounds; round++) {
+        for (const w of workloads) {
+          for (const v of roundOrder(others, round)) {
+            await settle(targets.values());
+            const pair = await measurePair(off, targets.get(v.name)!, w, options, `r${round}${v.name.replace('%', 'p')}:`);
+            const key = sampleKey(w, v.name);
+            samples.set(key, [...(samples.get(key) ?? []), pair]);
+            console.log(`round ${round}/${options.rounds}  ${w.label.padEnd(40)} ${v.label.padEnd(36)} ${fmtInt(pair.variant.rate).padStart(8)}/s ` +
+              `vs off ${fmtInt(pair.off.rate).padStart(8)}/s  ${fmtRatio(pair.variant.rate / pair.off.rate, 3)}` +
+              `  server CPU ${pair.variant.cpuUsPerRequest.toFixed(1)} vs ${pair.off.cpuUsPerRequest.toFixed(1)} µs/request  other processes ${pair.otherCores.toFixed(2)} cores` +
+              `${v.traced ? `  ${fmtInt(pair.spans)} spans exported` : ''}${pair.excluded === null ? '' : `  EXCLUDED: ${pair.excluded}`}`);
+          }
+        }
+      }
+    } finally {
+      for (const target of targets.values()) await target.close();
     }
   }
   return samples;
 }
 
-const counted = (runs: Run[] | undefined): Run[] => (runs ?? []).filter((r) => r.excluded === null);
-const medianRps = (samples: Samples, w: Workload, v: VariantName): number => median(counted(samples.get(sampleKey(w, v))).map((r) => r.rps));
+const counted = (pairs: Pair[] | undefined): Pair[] => (pairs ?? []).filter((r) => r.excluded === null);
 
-/** max/min − 1 of a variant's counted runs: how much the same thing varied from round to round. */
-function spread(samples: Samples, w: Workload, v: VariantName): number {
-  const rps = counted(samples.get(sampleKey(w, v))).map((r) => r.rps);
-  return rps.length < 2 ? NaN : Math.max(...rps) / Math.min(...rps) - 1;
+/** A variant's ratios to off, one per counted pair: by commands served, or by server CPU per command (off's over the variant's). */
+function ratios(samples: Samples, w: Workload, v: VariantName, by: 'rate' | 'cpu' = 'rate'): number[] {
+  return counted(samples.get(sampleKey(w, v))).map((p) => (by === 'rate' ? p.variant.rate / p.off.rate : p.off.cpuUsPerRequest / p.variant.cpuUsPerRequest));
 }
+
+/** max/min − 1 of the ratios: how much the same comparison varied from round to round. */
+function spread(values: number[]): number {
+  return values.length < 2 ? NaN : Math.max(...values) / Math.min(...values) - 1;
+}
+
+const verdict = (x: number): string => (Number.isFinite(x) ? (x >= SAMPLED_TARGET ? 'met' : 'missed') : 'n/a');
 
 function summaryTable(samples: Samples, options: Options): string[] {
-  const vs = options.variants;
-  const header = `| workload | ${vs.map((v) => `${v === 'without' ? 'without tracing code' : v === 'off' ? 'off' : `on ${v}`} rps`).join(' | ')} | ` +
-    `${vs.filter((v) => v !== 'off').map((v) => `${v === 'without' ? 'without' : v} / off`).join(' | ')} | round-to-round spread (off) | targets |`;
+  const vs = options.variants.filter((v) => v !== 'off');
+  const header = `| workload | ${vs.map((v) => `${v === 'without' ? 'without' : v} / off`).join(' | ')} | ${vs.map((v) => `${v === 'without' ? 'without' : v} / off by CPU`).join(' | ')} | targets |`;
   const rows = WORKLOADS.map((w) => {
-    const off = medianRps(samples, w, 'off');
-    const ratios = vs.filter((v) => v !== 'off').map((v) => fmtRatio(medianRps(samples, w, v) / off, 3));
     const targets: string[] = [];
     if (vs.includes('1%')) {
-      const r = medianRps(samples, w, '1%') / off;
-      const paired = median(roundRatios(samples, w, '1%').filter(Number.isFinite));
-      const byCpu = median(roundRatios(samples, w, '1%', 'cpu').filter(Number.isFinite));
-      const verdict = (x: number): string => (Number.isFinite(x) ? (x >= SAMPLED_TARGET ? 'met' : 'missed') : 'n/a');
-      targets.push(`1% ≥ ${SAMPLED_TARGET}× off: ${verdict(r)} (by the per-round ratios: ${verdict(paired)}; by server CPU per request: ${verdict(byCpu)})`);
+      const byRate = median(ratios(samples, w, '1%'));
+      const byCpu = median(ratios(samples, w, '1%', 'cpu'));
+      targets.push(`1% ≥ ${SAMPLED_TARGET}× off: ${verdict(byRate)} (by CPU per command: ${verdict(byCpu)})`);
     }
     if (vs.includes('without')) {
-      const r = off / medianRps(samples, w, 'without');
-      const noise = Math.max(spread(samples, w, 'off'), spread(samples, w, 'without'));
-      targets.push(`off within noise of without: ${Number.isFinite(r) && Number.isFinite(noise) ? (Math.abs(r - 1) <= noise ? 'yes' : 'no') : 'n/a'}`);
+      const without = ratios(samples, w, 'without');
+      // Within noise: the median ratio differs from 1 by no more than the ratios' own spread.
+      targets.push(`off within noise of without: ${without.length < 2 ? 'n/a' : Math.abs(median(without) - 1) <= spread(without) ? 'yes' : 'no'}`);
     }
-    return `| ${w.label} | ${vs.map((v) => fmtInt(medianRps(samples, w, v))).join(' | ')} | ${ratios.join(' | ')} | ${Number.isFinite(spread(samples, w, 'off')) ? `${(100 * spread(samples, w, 'off')).toFixed(1)}%` : 'n/a'} | ${targets.join('; ') || '—'} |`;
+    return `| ${w.label} | ${vs.map((v) => fmtRatio(median(ratios(samples, w, v)), 3)).join(' | ')} | ${vs.map((v) => fmtRatio(median(ratios(samples, w, v, 'cpu')), 3)).join(' | ')} | ${targets.join('; ') || '—'} |`;
   });
-  return [header, `|---|${vs.map(() => '---:|').join('')}${vs.filter((v) => v !== 'off').map(() => '---:|').join('')}---:|---|`, ...rows];
+  return [header, `|---|${vs.map(() => '---:|').join('')}${vs.map(() => '---:|').join('')}---|`, ...rows];
 }
 
-/** Each round's run of a variant over that round's run of "off" (NaN where either does not count): noise that drifts slowly cancels out. */
-function roundRatios(samples: Samples, w: Workload, v: VariantName, by: 'rps' | 'cpu' = 'rps'): number[] {
-  const off = samples.get(sampleKey(w, 'off')) ?? [];
-  // By CPU: off's server CPU per request over the variant's, the share of its throughput a CPU-bound server keeps.
-  const ratio = (r: Run, o: Run): number => (by === 'rps' ? r.rps / o.rps : o.cpuUsPerRequest / r.cpuUsPerRequest);
-  return (samples.get(sampleKey(w, v)) ?? []).map((r, i) => (r.excluded === null && off[i]?.excluded === null ? ratio(r, off[i]!) : NaN));
-}
-
-function roundRatioTable(samples: Samples, options: Options): string[] {
-  const rows = WORKLOADS.flatMap((w) => options.variants.filter((v) => v !== 'off').flatMap((v) => (['rps', 'cpu'] as const).map((by) => {
-    const ratios = roundRatios(samples, w, v, by);
-    const label = by === 'rps' ? `${v} / off` : `${v} / off by server CPU per request (off's over ${v}'s)`;
-    return `| ${w.label} | ${label} | ${ratios.map((r) => fmtRatio(r, 3)).join(' | ')} | ${fmtRatio(median(ratios.filter(Number.isFinite)), 3)} |`;
-  })));
-  return [`| workload | ratio | ${Array.from({ length: options.rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | median |`, `|---|---|${'---:|'.repeat(options.rounds + 1)}`, ...rows];
-}
-
-function everyRunTable(samples: Samples, options: Options): string[] {
-  const rows = WORKLOADS.flatMap((w) => options.variants.map((v) => {
-    const runs = samples.get(sampleKey(w, v)) ?? [];
-    const cells = runs.map((r) => `${fmtInt(r.rps)} [${r.otherCores.toFixed(2)}] ${r.cpuUsPerRequest.toFixed(1)} µs${SAMPLE_RATIO[v] === undefined ? '' : ` (${fmtInt(r.spans)} spans)`}${r.excluded === null ? '' : ' (excluded)'}`);
-    return `| ${w.label} | ${v} | ${cells.join(' | ')} | ${fmtInt(medianRps(samples, w, v))} |`;
+function everyPairTable(samples: Samples, options: Options): string[] {
+  const rows = WORKLOADS.flatMap((w) => options.variants.filter((v) => v !== 'off').map((v) => {
+    const cells = (samples.get(sampleKey(w, v)) ?? []).map((p) => `${fmtRatio(p.variant.rate / p.off.rate, 3)}: ${fmtInt(p.variant.rate)} / ${fmtInt(p.off.rate)}, ` +
+      `${p.variant.cpuUsPerRequest.toFixed(1)} / ${p.off.cpuUsPerRequest.toFixed(1)} µs [${p.otherCores.toFixed(2)}]${SAMPLE_RATIO[v] === undefined ? '' : ` (${fmtInt(p.spans)} spans)`}` +
+      `${p.excluded === null ? '' : ' (excluded)'}`);
+    return `| ${w.label} | ${v} | ${cells.join(' | ')} | ${fmtRatio(median(ratios(samples, w, v)), 3)} |`;
   }));
   return [`| workload | variant | ${Array.from({ length: options.rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | median |`, `|---|---|${'---:|'.repeat(options.rounds + 1)}`, ...rows];
 }
 
 function sectionMarkdown(samples: Samples, options: Options, run: { invocation: string; startLoad: number }): string {
-  const notes = [...samples.entries()].flatMap(([key, runs]) => runs.flatMap((r, i) => (r.excluded === null ? [] : [`- ${key.replace('|', ', ')}, round ${i + 1}: ${r.excluded}`])));
+  const notes = [...samples.entries()].flatMap(([key, pairs]) => pairs.flatMap((r, i) => (r.excluded === null ? [] : [`- ${key.replace('|', ', ')}, round ${i + 1}: ${r.excluded}`])));
   const without = options.without === null ? null : variantOf('without', options);
   return [
     '## Tracing overhead',
@@ -272,7 +403,7 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
     '',
     '### Method',
     '',
-    'Variants: **off** is this build without `--trace`; **1%** and **100%** add `--trace --trace-sample-ratio 0.01` / `1` and export to an OTLP/HTTP receiver in the harness ' +
+    'Variants: **off** is this build without `--trace`; **1%** and **100%** add `--trace --trace-sample-ratio 0.01` / `1` and export to an OTLP/HTTP receiver in the harness, one per variant ' +
       '(`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<port> OTEL_EXPORTER_OTLP_PROTOCOL=http/json OTEL_SERVICE_NAME=raftlock OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none`, ' +
       'the SDK\'s batching defaults otherwise: a 2048-span queue, batches every 5 s; the receiver answers `{}` and counts the spans without decoding them)' +
       (without === null ? '.' : `; **without** is \`node ${options.without}/dist/src/server/main.js\`, ${without.label.replace('without tracing code ', 'a checkout ')} built with \`npm ci && npm run build\` ` +
@@ -280,37 +411,38 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
         `The ratio without / off covers all that changed between that commit and this build (\`git log --oneline ${commandOutput('git', ['-C', options.without!, 'rev-parse', '--short', 'HEAD'])}..HEAD\`), ` +
         'not the tracing code alone.'),
     '',
-    `Workloads, each with redis-benchmark \`-c ${CLIENTS} -n ${options.requests} -r ${KEYSPACE}\`: KLOCK PERSISTENT with \`-P 16\` through ${TARGET_NODE} of a fresh ${NODES}-node cluster ` +
-      `(${options.partitions} partitions, every partition led by its preferred node), and SET NX PX and KLOCK PERSISTENT unpipelined against a fresh single node. Every measurement follows a warm-up run of a tenth ` +
-      'of the requests on other keys. Each round starts every variant\'s processes afresh, one variant after the other, in an order that every second round reverses and that rotates every two rounds (so that over each pair of rounds every variant has the same mean position); ' +
-      `${options.rounds} round(s); medians over the runs that count (no error reply; in the cluster no leader or term change during the run). ` +
-      `Target: 1% sampling ≥ ${SAMPLED_TARGET}× off; off within noise of the build without tracing (|off/without − 1| no larger than the round-to-round spread, max/min − 1, of either).`,
+    `Workloads: KLOCK PERSISTENT with \`-P 16\` through ${TARGET_NODE} of a ${NODES}-node cluster (${options.partitions} partitions, every partition led by its preferred node before each window), ` +
+      'and SET NX PX and KLOCK PERSISTENT unpipelined against a single node. ' +
+      'For each topology every variant\'s processes start together and stay up for all rounds; ' +
+      `each first serves ${options.warmup} requests of every workload on keys of their own (JIT warm-up; the SDK's exporter loads its HTTP code on its first export). ` +
+      '**Each variant is measured at the same time as off**: two redis-benchmarks, one per server, start together and run until stopped; ' +
+      `after ${RAMP_MS / 1000} s the window opens and for ${options.seconds} s counts the commands each entry node completed (INFO stats total_commands_processed). ` +
+      'The two compete for the same two cores, so a server that needs more CPU per command completes fewer of them, and noise that comes and goes over seconds ' +
+      '(other work on the machine, the CPU\'s speed) hits both alike: on this machine, runs of one variant after another varied by ±15–30% from one run to the next, which no single-digit overhead shows through. ' +
+      `The ratio of a pair is the variant's commands over off's in that window; the rows "by CPU" divide off's server CPU time per command (user + system, all its processes, /proc) by the variant's. ` +
+      `Before each pair the benchmark waits until every server process is idle (under ${IDLE_CORES_PER_PROCESS} of a core each over ${SETTLE_WINDOW_MS} ms: an idle cluster node still heartbeats), ` +
+      'so that what a window left behind (a snapshot, spans to export) stays out of the next. ' +
+      `${options.rounds} round(s), each measuring every variant once against off in an order that every second round reverses and that rotates every two rounds; ` +
+      'medians over the pairs that count (no error reply; in the cluster no leader or term change during the window). ' +
+      `Targets: 1% sampling ≥ ${SAMPLED_TARGET}× off; off within noise of the build without tracing (the median ratio differs from 1 by no more than the ratios' spread, max/min − 1).`,
     '',
     '```sh',
-    ...WORKLOADS.map((w) => `redis-benchmark ${benchmarkArgs(0, w, options.requests, 'lock:').join(' ').replace('-p 0', '-p P')}`),
+    ...WORKLOADS.map((w) => `redis-benchmark ${benchmarkArgs(0, w, ENDLESS_REQUESTS, 'lock:').join(' ').replace('-p 0', '-p P')}   # stopped after the window`),
     '```',
     '',
-    '### Medians',
+    '### Medians of the ratios to off',
     '',
     ...summaryTable(samples, options),
     '',
-    '### Ratios to off within each round',
+    '### Every pair',
     '',
-    'Each round\'s run of a variant over the same round\'s run with tracing off: the machine\'s speed drifts over minutes, and the variants of one round ran close together. ' +
-      'The rows "by server CPU per request" divide off\'s CPU time (user + system, all server processes, /proc) per request by the variant\'s: ' +
-      'the throughput share a CPU-bound server keeps, less sensitive to how other work on the machine delays the benchmark than requests per second.',
+    'Each cell: the ratio; the variant\'s and off\'s commands per second in the window (each with half the machine); their server CPU per command; ' +
+      'in brackets the cores everything else used (the idle variants\' heartbeats and other work on the machine)' +
+      '; for the traced variants the spans the receiver got in the window (the SDK exports in batches of 512 and drops spans when its 2048-span queue is full).',
     '',
-    ...roundRatioTable(samples, options),
+    ...everyPairTable(samples, options),
     '',
-    '### Every run',
-    '',
-    'Requests per second; in brackets the cores that processes outside this benchmark used during the run (other work on the machine; 0.00: none); ' +
-      'then the server processes\' CPU time per request; ' +
-      'for the traced variants the spans the receiver got during the run (the SDK exports in batches of 512 and drops spans when its 2048-span queue is full).',
-    '',
-    ...everyRunTable(samples, options),
-    '',
-    ...(notes.length === 0 ? ['No run was excluded.'] : ['Runs left out of the medians:', '', ...notes]),
+    ...(notes.length === 0 ? ['No pair was excluded.'] : ['Pairs left out of the medians:', '', ...notes]),
   ].join('\n');
 }
 
@@ -335,18 +467,11 @@ async function main(): Promise<void> {
   preflight(options);
   const invocation = `node dist/bench/trace-overhead.js ${process.argv.slice(2).join(' ')}`.trim();
   const startLoad = loadavg()[0]!;
-  console.log(`${options.rounds} round(s) × ${options.variants.length} variants (${options.variants.join(', ')}) × ${WORKLOADS.length} workloads, ${options.requests} requests each`);
+  console.log(`${options.rounds} round(s) × ${options.variants.length - 1} variants each loaded with off (${options.variants.join(', ')}) × ${WORKLOADS.length} workloads, ${options.seconds} s windows`);
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
-  const receiver = await OtlpReceiver.start({ keepSpans: false });
-  let samples: Samples;
-  try {
-    samples = await measureAll(options, receiver);
-    receiver.assertJson();
-  } finally {
-    await receiver.close();
-  }
-  console.log(['', ...summaryTable(samples, options), '', ...roundRatioTable(samples, options)].join('\n'));
+  const samples = await measureAll(options);
+  console.log(['', ...summaryTable(samples, options), '', ...everyPairTable(samples, options)].join('\n'));
   if (options.write) {
     const file = join(REPO_ROOT, 'bench', 'RESULTS.md');
     writeSection(file, { name: 'trace-overhead', title: '# raftlock vs redis-server: redis-benchmark results', markdown: sectionMarkdown(samples, options, { invocation, startLoad }), order: ['trace-overhead'] });
