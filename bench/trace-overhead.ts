@@ -1,12 +1,13 @@
 // Tracing overhead: the same redis-benchmark workloads against raftlock with tracing off, on at 1%
-// sampling, on at 100%, and (with --without DIR) the server built from a checkout without the
-// tracing code. Each variant is loaded at the same time as "off" (both servers warmed up, two
-// redis-benchmarks), and the commands each completed in the same window are compared: noise that
-// comes and goes hits both alike. Prints the median ratios to "off"; --write puts them in the "Tracing overhead" section of
-// bench/RESULTS.md.
-// Reproduce: npm run bench:trace-overhead -- --without /tmp/raftlock-notrace --write
-//   where /tmp/raftlock-notrace is made with
-//   git worktree add /tmp/raftlock-notrace 5c975f3 && (cd /tmp/raftlock-notrace && npm ci && npm run build)
+// sampling, on at 100%, and (with --without DIR) this commit built without the tracing code
+// (bench/notrace.patch takes it out). Each variant is loaded at the same time as "off" (both
+// servers warmed up, one redis-benchmark each), and the commands each completed in the same window
+// are compared: noise that comes and goes hits both alike. Prints the median ratios to "off";
+// --write puts them in the "Tracing overhead" section of bench/RESULTS.md.
+// Reproduce: npm run bench:trace-overhead -- --without /tmp/raftlock-notrace --write, where
+//   /tmp/raftlock-notrace is made as WITHOUT_RECIPE says:
+//   git worktree add /tmp/raftlock-notrace HEAD && cd /tmp/raftlock-notrace &&
+//   git apply /path/to/raftlock/bench/notrace.patch && npm ci && npm run build
 import { Command, InvalidArgumentError } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -28,6 +29,9 @@ const NODES = 3;
 const CLIENTS = 50;
 const KEYSPACE = 100_000;
 const TARGET_NODE = 'n1';
+/** How the --without build is made: this commit, the tracing code taken out by bench/notrace.patch. */
+const WITHOUT_RECIPE = (dir: string): string =>
+  `git worktree add ${dir} HEAD && cd ${dir} && git apply ${join(REPO_ROOT, 'bench', 'notrace.patch')} && npm ci && npm run build`;
 /** redis-benchmark -n for a load that runs until it is stopped. */
 const ENDLESS_REQUESTS = 1_000_000_000;
 /** Both loads run this long before the window opens (connections made, queues full). */
@@ -109,7 +113,7 @@ function parseOptions(argv: string[]): Options {
     .option('--seconds <n>', 'length of each measured window', positiveInt, 10)
     .option('--warmup <n>', 'requests of each workload every variant serves before the first round', positiveInt, 200_000)
     .option('--partitions <n>', 'partitions of the cluster workload', positiveInt, 8)
-    .option('--without <dir>', 'a checkout without the tracing code, built (npm ci && npm run build): runs node DIR/dist/src/server/main.js')
+    .option('--without <dir>', 'a checkout of this commit with bench/notrace.patch applied, built (npm ci && npm run build): runs node DIR/dist/src/server/main.js')
     .option('--variants <list>', `which of ${VARIANT_NAMES.join(',')} to measure (default: all, "without" only with --without)`, variantList)
     .option('--write', 'write the "Tracing overhead" section of bench/RESULTS.md')
     .option('--quick', 'a short check that everything works: 1 round of 2 s windows; never writes')
@@ -134,7 +138,7 @@ function variantOf(name: VariantName, options: Options): Variant {
   if (name === 'without') {
     const dir = options.without!;
     const commit = commandOutput('git', ['-C', dir, 'rev-parse', '--short', 'HEAD']);
-    return { name, label: `without tracing code (commit ${commit})`, main: join(dir, 'dist', 'src', 'server', 'main.js'), args: [], traced: false };
+    return { name, label: `without tracing code (commit ${commit} + bench/notrace.patch)`, main: join(dir, 'dist', 'src', 'server', 'main.js'), args: [], traced: false };
   }
   if (name === 'off') return { name, label: 'tracing off', main: RAFTLOCK_MAIN, args: [], traced: false };
   return { name, label: `tracing on, ${name} sampled`, main: RAFTLOCK_MAIN, args: traceArgs(SAMPLE_RATIO[name]!), traced: true };
@@ -406,10 +410,9 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
     'Variants: **off** is this build without `--trace`; **1%** and **100%** add `--trace --trace-sample-ratio 0.01` / `1` and export to an OTLP/HTTP receiver in the harness, one per variant ' +
       '(`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<port> OTEL_EXPORTER_OTLP_PROTOCOL=http/json OTEL_SERVICE_NAME=raftlock OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none`, ' +
       'the SDK\'s batching defaults otherwise: a 2048-span queue, batches every 5 s; the receiver answers `{}` and counts the spans without decoding them)' +
-      (without === null ? '.' : `; **without** is \`node ${options.without}/dist/src/server/main.js\`, ${without.label.replace('without tracing code ', 'a checkout ')} built with \`npm ci && npm run build\` ` +
-        '(`git worktree add /tmp/raftlock-notrace 5c975f3 && cd /tmp/raftlock-notrace && npm ci && npm run build`). ' +
-        `The ratio without / off covers all that changed between that commit and this build (\`git log --oneline ${commandOutput('git', ['-C', options.without!, 'rev-parse', '--short', 'HEAD'])}..HEAD\`), ` +
-        'not the tracing code alone.'),
+      (without === null ? '.' : `; **without** is \`node ${options.without}/dist/src/server/main.js\`: the same commit with \`bench/notrace.patch\` applied, ` +
+        'which takes the tracing code out of every command\'s path (the sampling decision, the trace checks in the connection, the replica and the forwarding hop) and the `--trace` flags out of the server ' +
+        `(\`${WITHOUT_RECIPE('/tmp/raftlock-notrace')}\`).`),
     '',
     `Workloads: KLOCK PERSISTENT with \`-P 16\` through ${TARGET_NODE} of a ${NODES}-node cluster (${options.partitions} partitions, every partition led by its preferred node before each window), ` +
       'and SET NX PX and KLOCK PERSISTENT unpipelined against a single node. ' +
@@ -456,8 +459,11 @@ function preflight(options: Options): void {
   if (options.without !== null) {
     const main = join(options.without, 'dist', 'src', 'server', 'main.js');
     if (!existsSync(main)) {
-      problems.push(`${main} does not exist: make the checkout with git worktree add ${options.without} 5c975f3 && cd ${options.without} && npm ci && npm run build`);
-    } else if (tracingProblem(main) === null) problems.push(`${main} has --trace: --without wants a build without the tracing code`);
+      problems.push(`${main} does not exist: make the checkout with ${WITHOUT_RECIPE(options.without)}`);
+    } else if (tracingProblem(main) === null) problems.push(`${main} has --trace: --without wants a build without the tracing code (${WITHOUT_RECIPE(options.without)})`);
+    else if (commandOutput('git', ['-C', options.without, 'rev-parse', 'HEAD']) !== commandOutput('git', ['-C', REPO_ROOT, 'rev-parse', 'HEAD'])) {
+      problems.push(`${options.without} is not a checkout of this commit: the ratio without / off would also measure what changed between them (${WITHOUT_RECIPE(options.without)})`);
+    }
   }
   if (problems.length > 0) throw new Error(problems.join('\n'));
 }
