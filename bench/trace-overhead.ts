@@ -20,7 +20,7 @@ import { runRedisBenchmarkOrErrorReply } from './lib/redis-benchmark.js';
 import { callOnce } from './lib/resp-client.js';
 import { cpuMeter, otherCpuMeter } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtRatio, loadFact, machineFacts, writeSection } from './lib/report.js';
-import { median, roundOrder } from './lib/stats.js';
+import { median } from './lib/stats.js';
 import { positiveInt, quickPicker } from './lib/args.js';
 import { OtlpReceiver } from './lib/otlp-receiver.js';
 import { traceArgs, tracingProblem } from './lib/tracing.js';
@@ -109,7 +109,7 @@ function parseOptions(argv: string[]): Options {
   const program = new Command()
     .name('npm run bench:trace-overhead --')
     .description('throughput with tracing off, on at 1% and 100% sampling, and without the tracing code: each variant loaded at the same time as "off", ratios of what they served')
-    .option('--rounds <n>', 'rounds; each loads every variant together with "off" once', positiveInt, 8)
+    .option('--rounds <n>', 'pairs per variant and workload (each variant with a fresh "off" of its own)', positiveInt, 6)
     .option('--seconds <n>', 'length of each measured window', positiveInt, 10)
     .option('--warmup <n>', 'requests of each workload every variant serves before the first round', positiveInt, 200_000)
     .option('--partitions <n>', 'partitions of the cluster workload', positiveInt, 8)
@@ -213,9 +213,10 @@ function startLoad(port: number, w: Workload, prefix: string): { pid: number | u
  * the same cores, and the window counts what each completed. Noise that comes and goes over
  * seconds (other work on the machine, CPU frequency) hits both alike.
  */
-async function measurePair(off: Target, variant: Target, w: Workload, options: Options, prefix: string): Promise<Pair> {
+async function measurePair(off: Target, variant: Target, w: Workload, options: Options, prefix: string, variantFirst: boolean): Promise<Pair> {
   const befores = [await off.before(), await variant.before()];
-  const loads = [startLoad(off.port, w, prefix), startLoad(variant.port, w, prefix)];
+  const loads: ReturnType<typeof startLoad>[] = [];
+  for (const [i, target] of (variantFirst ? [[1, variant], [0, off]] as const : [[0, off], [1, variant]] as const)) loads[i] = startLoad(target.port, w, prefix);
   try {
     await new Promise((r) => setTimeout(r, RAMP_MS));
     const pids = (): (number | undefined)[] => [...off.pids(), ...variant.pids(), ...loads.map((l) => l.pid)];
@@ -311,27 +312,30 @@ async function settle(targets: Iterable<Target>): Promise<number> {
 }
 
 /**
- * Per topology, every variant's processes start together and stay up; each is warmed up, then each
- * round loads every other variant together with "off", one pair after another.
+ * Per topology and variant, a fresh "off" and the variant start together, serve the same warm-up
+ * and then the same rounds, and stop: both sides of every pair have the same history (table and
+ * log sizes, snapshots due), whichever variants ran before.
  */
 async function measureAll(options: Options): Promise<Samples> {
   const samples: Samples = new Map();
-  const variants = options.variants.map((n) => variantOf(n, options));
+  const off = variantOf('off', options);
+  const others = options.variants.filter((n) => n !== 'off').map((n) => variantOf(n, options));
   for (const topology of ['cluster', 'single'] as const) {
     const workloads = WORKLOADS.filter((w) => w.topology === topology);
-    const targets = new Map<VariantName, Target>();
-    try {
-      for (const v of variants) targets.set(v.name, await startTarget(v, topology, options));
-      for (const w of workloads) {
-        for (const v of variants) await warmUp(targets.get(v.name)!, w, options.warmup, v.label);
-      }
-      const off = targets.get('off')!;
-      const others = variants.filter((v) => v.name !== 'off');
-      for (let round = 1; round <= options.rounds; round++) {
+    for (const v of others) {
+      const targets: Target[] = [];
+      try {
+        targets.push(await startTarget(off, topology, options));
+        targets.push(await startTarget(v, topology, options));
         for (const w of workloads) {
-          for (const v of roundOrder(others, round)) {
-            await settle(targets.values());
-            const pair = await measurePair(off, targets.get(v.name)!, w, options, `r${round}${v.name.replace('%', 'p')}:`);
+          await warmUp(targets[0]!, w, options.warmup, off.label);
+          await warmUp(targets[1]!, w, options.warmup, v.label);
+        }
+        for (let round = 1; round <= options.rounds; round++) {
+          for (const w of workloads) {
+            await settle(targets);
+            // Which load starts first alternates from round to round.
+            const pair = await measurePair(targets[0]!, targets[1]!, w, options, `r${round}:`, round % 2 === 0);
             const key = sampleKey(w, v.name);
             samples.set(key, [...(samples.get(key) ?? []), pair]);
             console.log(`round ${round}/${options.rounds}  ${w.label.padEnd(40)} ${v.label.padEnd(36)} ${fmtInt(pair.variant.rate).padStart(8)}/s ` +
@@ -340,9 +344,9 @@ async function measureAll(options: Options): Promise<Samples> {
               `${v.traced ? `  ${fmtInt(pair.spans)} spans exported` : ''}${pair.excluded === null ? '' : `  EXCLUDED: ${pair.excluded}`}`);
           }
         }
+      } finally {
+        for (const target of targets) await target.close();
       }
-    } finally {
-      for (const target of targets.values()) await target.close();
     }
   }
   return samples;
@@ -416,7 +420,7 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
     '',
     `Workloads: KLOCK PERSISTENT with \`-P 16\` through ${TARGET_NODE} of a ${NODES}-node cluster (${options.partitions} partitions, every partition led by its preferred node before each window), ` +
       'and SET NX PX and KLOCK PERSISTENT unpipelined against a single node. ' +
-      'For each topology every variant\'s processes start together and stay up for all rounds; ' +
+      'For each topology and variant, a fresh off and the variant start together, serve the same warm-up and rounds, and stop (so both sides of a pair have the same history: table and log sizes, snapshots due); ' +
       `each first serves ${options.warmup} requests of every workload on keys of their own (JIT warm-up; the SDK's exporter loads its HTTP code on its first export). ` +
       '**Each variant is measured at the same time as off**: two redis-benchmarks, one per server, start together and run until stopped; ' +
       `after ${RAMP_MS / 1000} s the window opens and for ${options.seconds} s counts the commands each entry node completed (INFO stats total_commands_processed). ` +
@@ -425,7 +429,7 @@ function sectionMarkdown(samples: Samples, options: Options, run: { invocation: 
       `The ratio of a pair is the variant's commands over off's in that window; the rows "by CPU" divide off's server CPU time per command (user + system, all its processes, /proc) by the variant's. ` +
       `Before each pair the benchmark waits until every server process is idle (under ${IDLE_CORES_PER_PROCESS} of a core each over ${SETTLE_WINDOW_MS} ms: an idle cluster node still heartbeats), ` +
       'so that what a window left behind (a snapshot, spans to export) stays out of the next. ' +
-      `${options.rounds} round(s), each measuring every variant once against off in an order that every second round reverses and that rotates every two rounds; ` +
+      `${options.rounds} round(s) per variant; which of the two loads starts first alternates from round to round; ` +
       'medians over the pairs that count (no error reply; in the cluster no leader or term change during the window). ' +
       `Targets: 1% sampling ≥ ${SAMPLED_TARGET}× off; off within noise of the build without tracing (the median ratio differs from 1 by no more than the ratios' spread, max/min − 1).`,
     '',
