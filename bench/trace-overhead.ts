@@ -15,8 +15,8 @@ import { loadavg } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { ProcessCluster } from './lib/cluster.js';
 import { runProblem, waitForLeadership } from './lib/leaders.js';
-import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, startRaftlock } from './lib/proc.js';
-import { runRedisBenchmarkOrErrorReply } from './lib/redis-benchmark.js';
+import { missingTools, RAFTLOCK_MAIN, REPO_ROOT, sleep, startRaftlock } from './lib/proc.js';
+import { errorReplyIn, runRedisBenchmarkOrErrorReply } from './lib/redis-benchmark.js';
 import { callOnce } from './lib/resp-client.js';
 import { cpuMeter, otherCpuMeter } from './lib/cpu.js';
 import { commandOutput, fmtInt, fmtRatio, loadFact, machineFacts, writeSection } from './lib/report.js';
@@ -201,8 +201,8 @@ function startLoad(port: number, w: Workload, prefix: string): { pid: number | u
       if (!stopped && !early) child.kill('SIGTERM');
       stopped = true;
       await exited;
-      const reply = /Error from server[^:]*: (.*)/.exec(output)?.[1];
-      if (reply !== undefined) return reply;
+      const reply = errorReplyIn(output);
+      if (reply !== null) return reply;
       return early ? `redis-benchmark stopped before the window ended: ${output.trim().slice(-300)}` : null;
     },
   };
@@ -215,17 +215,18 @@ function startLoad(port: number, w: Workload, prefix: string): { pid: number | u
  */
 async function measurePair(off: Target, variant: Target, w: Workload, options: Options, prefix: string, variantFirst: boolean): Promise<Pair> {
   const befores = [await off.before(), await variant.before()];
+  const targets = [off, variant];
   const loads: ReturnType<typeof startLoad>[] = [];
-  for (const [i, target] of (variantFirst ? [[1, variant], [0, off]] as const : [[0, off], [1, variant]] as const)) loads[i] = startLoad(target.port, w, prefix);
+  for (const i of variantFirst ? [1, 0] : [0, 1]) loads[i] = startLoad(targets[i]!.port, w, prefix);
   try {
-    await new Promise((r) => setTimeout(r, RAMP_MS));
+    await sleep(RAMP_MS);
     const pids = (): (number | undefined)[] => [...off.pids(), ...variant.pids(), ...loads.map((l) => l.pid)];
     const other = otherCpuMeter(pids);
     const cpu = [cpuMeter(off.pids), cpuMeter(variant.pids)];
     const start = await Promise.all([commandsProcessed(off.port), commandsProcessed(variant.port)]);
     variant.receiver?.clear();
     const startedAt = performance.now();
-    await new Promise((r) => setTimeout(r, options.seconds * 1000));
+    await sleep(options.seconds * 1000);
     const end = await Promise.all([commandsProcessed(off.port), commandsProcessed(variant.port)]);
     const seconds = (performance.now() - startedAt) / 1000;
     const otherCores = other.stop();
@@ -302,7 +303,7 @@ async function settle(targets: Iterable<Target>): Promise<number> {
   const started = performance.now();
   for (;;) {
     const meter = cpuMeter(() => pids);
-    await new Promise((r) => setTimeout(r, SETTLE_WINDOW_MS));
+    await sleep(SETTLE_WINDOW_MS);
     if (meter.stop() <= IDLE_CORES_PER_PROCESS * pids.length) return performance.now() - started;
     if (performance.now() - started > SETTLE_TIMEOUT_MS) {
       console.log(`  (the server processes were still busy after ${SETTLE_TIMEOUT_MS} ms; measuring anyway)`);

@@ -272,7 +272,7 @@ process.on('exit', () => {
   for (const server of [...live]) server.killNow();
 });
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 

@@ -9,6 +9,11 @@ export interface BenchmarkSample {
   error: string | null;
 }
 
+/** The first error reply in redis-benchmark's output (it prints "Error from server: ..."), or null. */
+export function errorReplyIn(output: string): string | null {
+  return /Error from server[^:]*: (.*)/.exec(output)?.[1] ?? null;
+}
+
 /** Splits one line of redis-benchmark's CSV ("a","b",...). */
 function csvFields(line: string): string[] {
   return [...line.matchAll(/"((?:[^"]|"")*)"/g)].map((m) => m[1]!.replace(/""/g, '"'));
@@ -32,7 +37,7 @@ export async function runRedisBenchmark(args: string[], timeoutMs: number): Prom
   const result = await runCommand('redis-benchmark', args, { timeoutMs });
   const output = result.stdout + result.stderr;
   if (result.code !== 0) throw new Error(`${result.command} exited with ${result.code ?? result.signal}\n${output}`);
-  const error = /Error from server[^:]*: (.*)/.exec(output)?.[1] ?? null;
+  const error = errorReplyIn(output);
   try {
     return { ...parseBenchmarkCsv(result.stdout), error };
   } catch (e) {
@@ -48,8 +53,8 @@ export async function runRedisBenchmarkOrErrorReply(args: string[], timeoutMs: n
   try {
     return await runRedisBenchmark(args, timeoutMs);
   } catch (error) {
-    const reply = /Error from server[^:]*: (.*)/.exec((error as Error).message)?.[1];
-    if (reply === undefined) throw error;
+    const reply = errorReplyIn((error as Error).message);
+    if (reply === null) throw error;
     return { rps: NaN, p50Ms: NaN, p99Ms: NaN, error: reply };
   }
 }

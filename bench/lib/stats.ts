@@ -18,15 +18,3 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
 export function sortedCopy(values: Float64Array, count = values.length): Float64Array {
   return values.slice(0, count).sort();
 }
-
-/**
- * The order of the variants in round `round` (from 1) of an A/B benchmark: rounds come in pairs,
- * the second running the first's order backwards, so that over a pair every variant has the same
- * mean position (a machine that slows down, or speeds up, within a round favours none); the pairs
- * rotate the order.
- */
-export function roundOrder<T>(variants: readonly T[], round: number): T[] {
-  const shift = Math.floor((round - 1) / 2);
-  const order = variants.map((_, i) => variants[(i + shift) % variants.length]!);
-  return round % 2 === 0 ? order.reverse() : order;
-}
