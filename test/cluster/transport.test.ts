@@ -179,7 +179,8 @@ t.test('a peer back on another data directory is refused in both roles until for
   // The cluster forgets n2: its new directory is accepted, and remembered from then on.
   dir1.peers.delete('n2');
   dir3.peers.delete('n2');
-  await waitFor(() => n1.transport.connected('n2') && n3.transport.connected('n2'), 'the forgotten peer links again');
+  // Each side records the other when its own end of the link opens: wait for both ends.
+  await waitFor(() => n1.transport.connected('n2') && n3.transport.connected('n2') && n2.transport.connected('n1') && n2.transport.connected('n3'), 'the forgotten peer links again');
   t.equal(dir1.known('n2'), 'dir-2b');
   t.equal(dir3.known('n2'), 'dir-2b');
   t.same([...dir2b.peers].sort(), [['n1', 'dir-1'], ['n3', 'dir-3']]);

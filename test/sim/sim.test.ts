@@ -3,6 +3,10 @@ import { runSeedsInChildren, seedRange } from './batch.js';
 import { reproduceLine, runSeed, type SimResult } from './run.js';
 import { SCENARIOS, runScenario } from './scenarios.js';
 
+// The random seeds alone take 100-115 s on a busy 2-core machine: the file gets more than tap's
+// default 120 s.
+t.setTimeout(300_000);
+
 function failure(result: SimResult, what: string): string {
   return `${what} seed ${result.seed}: ${result.violations.join('\n')}`;
 }
